@@ -1,0 +1,1 @@
+"""The networks, nothing else: no loading, no I/O."""
