@@ -1,0 +1,87 @@
+"""Diffusion presets: the settings a checkpoint needs that cannot be read off its weights."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .schedule import ScheduleConfig
+
+TASKS = ("realsr", "bicsr", "inpaint", "faceir")
+
+
+@dataclass(frozen=True)
+class DiffusionPreset:
+    """How a model samples: scale factor, schedule and input conventions."""
+
+    task: str = "realsr"  # realsr, bicsr, inpaint or faceir
+    sf: int = 4  # output size / input size
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    scale_factor: float = 1.0  # latents are multiplied by this after encoding
+    normalize_input: bool = True  # divide the network input by sqrt(kappa^2 eta_t + 1)
+    latent: bool = True  # the chain runs in a VQGAN latent space (not pixels)
+    predict: str = "xstart"  # what the network predicts; only x0 is used by published models
+    name: str = "custom"
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.predict != "xstart":
+            raise ValueError(
+                f"predict={self.predict!r} is not supported: every published ResShift model predicts x0 ('xstart')"
+            )
+        if int(self.sf) < 1:
+            raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")
+
+    @property
+    def steps(self) -> int:
+        return self.schedule.steps
+
+    def to_dict(self) -> dict:
+        """Flat, JSON-able; the format of our safetensors metadata and the registry."""
+        d = asdict(self)
+        d.update(d.pop("schedule"))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, name: str | None = None) -> "DiffusionPreset":
+        sched_fields = ScheduleConfig.__dataclass_fields__
+        schedule = ScheduleConfig(**{k: d[k] for k in sched_fields if k in d})
+        own = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "schedule"}
+        if name is not None:
+            own["name"] = name
+        return cls(schedule=schedule, **own)
+
+    @classmethod
+    def from_published(cls, diffusion: dict, task: str = "realsr", name: str = "custom") -> "DiffusionPreset":
+        """From the `diffusion.params` of a published yaml (or a reference manifest)."""
+        if diffusion.get("schedule_name", "exponential") != "exponential":
+            raise ValueError(f"schedule {diffusion['schedule_name']!r} is not supported")
+        schedule = ScheduleConfig(
+            steps=int(diffusion["steps"]),
+            kappa=float(diffusion["kappa"]),
+            min_noise_level=float(diffusion["min_noise_level"]),
+            etas_end=float(diffusion["etas_end"]),
+            power=float((diffusion.get("schedule_kwargs") or {}).get("power", 0.3)),
+        )
+        scale = diffusion.get("scale_factor")
+        return cls(
+            task=task,
+            sf=int(diffusion.get("sf", 4)),
+            schedule=schedule,
+            scale_factor=1.0 if scale is None else float(scale),
+            normalize_input=bool(diffusion.get("normalize_input", True)),
+            latent=bool(diffusion.get("latent_flag", True)),
+            predict=diffusion.get("predict_type", "xstart"),
+            name=name,
+        )
+
+    def with_overrides(self, *, steps=None, kappa=None, min_noise_level=None, etas_end=None,
+                       power=None, sf=None, scale_factor=None, task=None) -> "DiffusionPreset":
+        """A copy with some settings changed (None keeps the value)."""
+        schedule = self.schedule.with_overrides(
+            steps=steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power
+        )
+        changes = {k: v for k, v in dict(sf=sf, scale_factor=scale_factor, task=task).items() if v is not None}
+        changed = schedule != self.schedule or bool(changes)
+        name = f"{self.name}+override" if changed and not self.name.endswith("+override") else self.name
+        return replace(self, schedule=schedule, name=name, **changes)

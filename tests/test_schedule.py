@@ -1,0 +1,58 @@
+import math
+
+import numpy as np
+import pytest
+
+from resshift_core.presets import DiffusionPreset
+from resshift_core.schedule import ScheduleConfig, exponential_sqrt_etas, make_schedule, respaced_timesteps
+
+
+def test_endpoints_follow_the_paper():
+    cfg = ScheduleConfig(steps=15, kappa=2.0, min_noise_level=0.04, etas_end=0.99, power=0.3)
+    sqrt_etas = exponential_sqrt_etas(cfg)
+    assert sqrt_etas[0] == pytest.approx(min(0.04 / 2.0, 0.04))
+    assert sqrt_etas[-1] == pytest.approx(0.99)
+    assert np.all(np.diff(sqrt_etas) > 0)
+
+
+def test_posterior_is_consistent_with_forward_process():
+    sched = make_schedule(ScheduleConfig(steps=4))
+    # alpha_t = eta_t - eta_{t-1}; c1 + c2 = 1 (the posterior mean interpolates x_t and x0)
+    np.testing.assert_allclose(sched.posterior_mean_coef1 + sched.posterior_mean_coef2, 1.0)
+    assert sched.posterior_variance[0] == 0.0
+    assert math.isfinite(sched.posterior_log_variance_clipped[0])
+
+
+def test_respacing_keeps_the_published_timesteps():
+    assert respaced_timesteps(15, 15) == list(range(15))
+    assert respaced_timesteps(15, 4) == [0, 3, 7, 11]
+    full = make_schedule(ScheduleConfig(steps=15, min_noise_level=0.04))
+    spaced = make_schedule(ScheduleConfig(steps=15, min_noise_level=0.04), sample_steps=4)
+    assert spaced.timesteps == (0, 3, 7, 11)
+    np.testing.assert_array_equal(spaced.sqrt_etas, full.sqrt_etas[[0, 3, 7, 11]])
+    with pytest.raises(ValueError, match="between 1 and the 15"):
+        make_schedule(ScheduleConfig(steps=15), sample_steps=16)
+
+
+def test_bad_settings_are_refused_with_reason():
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        ScheduleConfig(steps=1)
+    with pytest.raises(ValueError, match="kappa"):
+        ScheduleConfig(kappa=0)
+    with pytest.raises(ValueError, match="only 'exponential'"):
+        ScheduleConfig(schedule_name="ldm")
+
+
+def test_preset_round_trips_and_overrides():
+    p = DiffusionPreset.from_published(
+        {"sf": 4, "schedule_name": "exponential", "schedule_kwargs": {"power": 0.3}, "etas_end": 0.99,
+         "steps": 15, "min_noise_level": 0.04, "kappa": 2.0, "predict_type": "xstart",
+         "scale_factor": 1.0, "normalize_input": True, "latent_flag": True},
+        name="x",
+    )
+    assert DiffusionPreset.from_dict(p.to_dict()) == p
+    q = p.with_overrides(kappa=1.0)
+    assert q.schedule.kappa == 1.0 and q.schedule.steps == 15 and q.name == "x+override"
+    assert p.with_overrides() == p
+    with pytest.raises(ValueError, match="x0"):
+        DiffusionPreset(predict="epsilon")
