@@ -1,0 +1,1 @@
+"""Reading checkpoints safely, recognising what they hold, and writing our own."""

@@ -1,0 +1,163 @@
+"""Read a checkpoint file into a flat, canonical state dict without unpickling code.
+
+`.pth`/`.pt`/`.ckpt`/`.bin` files go through `torch.load(weights_only=True)`, which refuses
+anything but tensors and plain containers; `.safetensors` through safetensors. The file's
+type is decided by its first bytes, not its name, so a renamed file still loads (or fails
+with a message that says what it really is).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..errors import CheckpointError
+
+# Wrappers the published code (and common trainers) put around the weights.
+# Order matters: EMA weights are preferred over raw ones where a trainer saved both.
+WRAPPER_KEYS = ("state_dict", "params_ema", "ema", "model", "params")
+# Prefixes added by DataParallel/DDP (`module.`) and torch.compile (`_orig_mod.`).
+KEY_PREFIXES = ("module.", "_orig_mod.")
+
+ZIP_MAGIC = b"PK\x03\x04"
+LEGACY_PICKLE_MAGIC = b"\x80"  # protocol 2+ pickle: the pre-1.6 torch.save format
+
+
+def sniff_format(path: Path) -> str:
+    """'safetensors', 'torch-zip', 'torch-legacy', or 'unknown' from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(ZIP_MAGIC):
+        return "torch-zip"
+    if len(head) >= 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if 2 <= header_len < 100_000_000 and head[8:9] == b"{":
+            return "safetensors"
+    if head.startswith(LEGACY_PICKLE_MAGIC):
+        return "torch-legacy"
+    return "unknown"
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}. Check the path, or download the file first.")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the path of a .pth or .safetensors file inside it.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not finish. Fetch it again.")
+
+
+def _load_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        tensors = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+        return tensors, metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}). It is probably truncated or "
+            "corrupt: download or convert it again."
+        ) from exc
+
+
+def _load_torch(path: Path, fmt: str) -> object:
+    try:
+        # mmap keeps the tensors in the page cache instead of a second copy in memory.
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=(fmt == "torch-zip"))
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} holds Python objects other than tensors, so it was not loaded: unpickling "
+            "them could run arbitrary code. Load it once in a trusted environment, save only its "
+            "state_dict (or convert it with `python -m resshift_core convert`), and use that. "
+            f"(torch said: {str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"{path} could not be read as a PyTorch checkpoint ({str(exc).splitlines()[0]}). "
+            "The file is probably truncated or corrupt: download it again."
+        ) from exc
+
+
+def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Find the weights inside the wrappers the published code accepts, strip key prefixes."""
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source} does not contain a state dict (found {type(obj).__name__}).")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            f"{source} contains no tensors (top-level keys: {sorted(map(str, obj))[:8]}). "
+            "It is not a model checkpoint."
+        )
+    return canonical_keys(tensors)
+
+
+def canonical_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip `module.` / `_orig_mod.` prefixes in any combination (DDP, torch.compile)."""
+    out = {}
+    for key, value in state_dict.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in KEY_PREFIXES:
+                if key.startswith(prefix):
+                    key = key[len(prefix):]
+                    stripped = True
+        out[key] = value
+    return out
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(canonical state dict, safetensors metadata or {}) from any supported file."""
+    path = Path(path)
+    _check_exists(path)
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        tensors, metadata = _load_safetensors(path)
+        return canonical_keys(tensors), metadata
+    if fmt in ("torch-zip", "torch-legacy"):
+        return unwrap_state_dict(_load_torch(path, fmt), source=str(path)), {}
+    raise CheckpointError(
+        f"{path} is neither a PyTorch checkpoint nor a safetensors file (it starts with bytes "
+        f"{_first_bytes(path)!r}). If it is an HTML page or a partial download, fetch the file again."
+    )
+
+
+def _first_bytes(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(8)
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The canonical state dict of a checkpoint file (metadata dropped)."""
+    return read_checkpoint(path)[0]
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """Header metadata of a safetensors file without reading its tensors."""
+    path = Path(path)
+    _check_exists(path)
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise CheckpointError(f"{path} is too short to be a safetensors file.")
+        (n,) = struct.unpack("<Q", raw)
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} has a corrupt safetensors header ({exc}).") from exc
+    return dict(header.get("__metadata__") or {})
