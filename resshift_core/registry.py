@@ -1,0 +1,79 @@
+"""The registry of known checkpoints (weights/registry.json) and preset recognition."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from .errors import InputError
+from .presets import DiffusionPreset
+
+
+def weights_dir() -> Path:
+    """`weights/` beside the package in a checkout, or the installed `resshift_weights`."""
+    here = Path(__file__).resolve().parent.parent / "weights"
+    if (here / "registry.json").is_file():
+        return here
+    try:
+        import resshift_weights  # installed copy of weights/ (pip install, non-editable)
+
+        return Path(resshift_weights.__file__).parent
+    except ImportError:
+        return here
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    file: str
+    url: Optional[str]
+    part: str  # "unet" or "autoencoder"
+    what: str
+    sha256: Optional[str]
+    size_bytes: Optional[int]
+    license: str
+    preset: Optional[str] = None
+    vae: Optional[str] = None
+    architecture: Optional[dict] = None  # the published config params (for random-weight builds)
+    parameter_count: Optional[int] = None
+    shipped: bool = False  # lives in weights/ (no download)
+
+    @property
+    def local_path(self) -> Optional[Path]:
+        return weights_dir() / self.file if self.shipped else None
+
+
+@lru_cache(maxsize=1)
+def _registry_json() -> dict:
+    path = weights_dir() / "registry.json"
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def entries() -> list[RegistryEntry]:
+    fields = RegistryEntry.__dataclass_fields__
+    return [RegistryEntry(**{k: v for k, v in e.items() if k in fields}) for e in _registry_json()["checkpoints"]]
+
+
+def preset(name: str) -> DiffusionPreset:
+    presets = _registry_json()["presets"]
+    if name not in presets:
+        raise InputError(f"unknown preset {name!r}; known presets: {', '.join(sorted(presets))}")
+    return DiffusionPreset.from_dict(presets[name], name=name)
+
+
+def preset_names() -> list[str]:
+    return sorted(_registry_json()["presets"])
+
+
+def find(name_or_file: str) -> Optional[RegistryEntry]:
+    """The entry whose name or file name matches (case-insensitive, extension optional)."""
+    key = Path(name_or_file).name.lower()
+    stem = key.rsplit(".", 1)[0] if "." in key else key
+    for entry in entries():
+        if key == entry.file.lower() or stem in (entry.name.lower(), Path(entry.file).stem.lower()):
+            return entry
+    return None
