@@ -1,0 +1,214 @@
+"""Padding and cropping to the sizes the networks need (tile plans join this module later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Padding:
+    """How an image was padded at the bottom and right, so the result can be cropped back."""
+
+    height: int  # original size
+    width: int
+    bottom: int
+    right: int
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return self.height + self.bottom, self.width + self.right
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def reflect_pad(x: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
+    """Mirror padding at the bottom/right that works for any pad size.
+
+    torch's reflect mode needs pad < size; tiny inputs (a 1x1 image padded to 64) need more, so
+    the image is mirrored repeatedly, and a 1-pixel side is repeated.
+    """
+    while bottom > 0 or right > 0:
+        h, w = x.shape[-2:]
+        step_b = min(bottom, h - 1)
+        step_r = min(right, w - 1)
+        if step_b == 0 and step_r == 0:  # 1-pixel sides cannot be mirrored: repeat them
+            return F.pad(x, (0, right, 0, bottom), mode="replicate")
+        x = F.pad(x, (0, step_r, 0, step_b), mode="reflect")
+        bottom -= step_b
+        right -= step_r
+    return x
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, Padding]:
+    """Reflect-pad NCHW `x` at the bottom/right up to a multiple of `multiple` (as the published sampler)."""
+    h, w = x.shape[-2:]
+    pad = Padding(h, w, round_up(h, multiple) - h, round_up(w, multiple) - w)
+    if pad.bottom == 0 and pad.right == 0:
+        return x, pad
+    return reflect_pad(x, pad.bottom, pad.right), pad
+
+
+def crop_padding(x: torch.Tensor, pad: Padding, scale: int = 1) -> torch.Tensor:
+    """Undo `pad_to_multiple` on a tensor that is `scale` times the padded size."""
+    return x[..., : pad.height * scale, : pad.width * scale]
+
+
+# -- tile plans ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rectangle in plan units (latent pixels): rows y0..y0+h, columns x0..x0+w."""
+
+    y0: int
+    x0: int
+    h: int
+    w: int
+
+    def scaled(self, s: int) -> "Tile":
+        return Tile(self.y0 * s, self.x0 * s, self.h * s, self.w * s)
+
+    def slices(self, s: int = 1) -> tuple[slice, slice]:
+        t = self.scaled(s)
+        return slice(t.y0, t.y0 + t.h), slice(t.x0, t.x0 + t.w)
+
+
+def plan_axis(length: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """(start, size) segments covering 0..length, each `size` a multiple of `multiple`.
+
+    As few segments as the tile size allows with at least `overlap` shared between neighbours,
+    all of one size (so they batch), spread evenly so no tile is mostly wasted at the end.
+    `length` must itself be a multiple of `multiple` (the pipeline pads to that).
+    """
+    if length % multiple:
+        raise ValueError(f"length {length} is not a multiple of {multiple}")
+    overlap = max(0, overlap)
+    # A tile must leave room for the overlap and still advance by at least one multiple.
+    smallest = round_up(multiple + overlap, multiple) if overlap else multiple
+    tile = max(smallest, (tile // multiple) * multiple)
+    if tile >= length:
+        return [(0, length)]
+    count = -(-(length - overlap) // (tile - overlap))
+    size = min(round_up(-(-(length + (count - 1) * overlap) // count), multiple), length)
+    count = max(count, -(-length // size))
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)] if count > 1 else [0]
+    return [(s, size) for s in starts]
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> list[Tile]:
+    rows = plan_axis(height, tile, overlap, multiple)
+    cols = plan_axis(width, tile, overlap, multiple)
+    return [Tile(y, x, h, w) for y, h in rows for x, w in cols]
+
+
+def _axis_ramp(start: int, size: int, segments: list[tuple[int, int]]) -> torch.Tensor:
+    """1 inside, a linear ramp over the parts shared with the previous/next segment."""
+    w = torch.ones(size, dtype=torch.float64)
+    before = [s + n for s, n in segments if s < start and s + n > start]
+    after = [s for s, _ in segments if start < s < start + size]
+    if before:
+        lo = max(before) - start
+        w[:lo] = torch.minimum(w[:lo], torch.arange(1, lo + 1, dtype=torch.float64) / (lo + 1))
+    if after:
+        hi = start + size - min(after)
+        w[size - hi:] = torch.minimum(w[size - hi:], torch.arange(hi, 0, -1, dtype=torch.float64) / (hi + 1))
+    return w
+
+
+def blend_weight(tile: Tile, tiles: list[Tile], scale: int = 1) -> torch.Tensor:
+    """Smooth 1 x 1 x h x w weight of a tile (at `scale` x plan units) for overlap blending."""
+    rows = sorted({(t.y0, t.h) for t in tiles})
+    cols = sorted({(t.x0, t.w) for t in tiles})
+    wy = _axis_ramp(tile.y0, tile.h, rows)
+    wx = _axis_ramp(tile.x0, tile.w, cols)
+    if scale != 1:  # ramps in plan units, held constant over each plan unit's pixels
+        wy = wy.repeat_interleave(scale)
+        wx = wx.repeat_interleave(scale)
+    return (wy[:, None] * wx[None, :])[None, None].float()
+
+
+class TilePlan:
+    """Tiles covering a (height x width) plan grid, with their blending weights."""
+
+    def __init__(self, height: int, width: int, tile: int, overlap: int, multiple: int = 1):
+        self.height, self.width = height, width
+        self.tiles = plan_tiles(height, width, tile, overlap, multiple)
+        self._weights: dict[tuple[int, int], torch.Tensor] = {}
+
+    @property
+    def is_whole(self) -> bool:
+        return len(self.tiles) == 1
+
+    def weight(self, index: int, scale: int = 1) -> torch.Tensor:
+        key = (index, scale)
+        if key not in self._weights:
+            self._weights[key] = blend_weight(self.tiles[index], self.tiles, scale)
+        return self._weights[key]
+
+
+def blend_tiles(
+    run: Callable[[list[Tile]], torch.Tensor],
+    plan: TilePlan,
+    *,
+    batch_size: int,
+    out_channels: int,
+    out_scale: int = 1,
+    images: int = 1,
+    host: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Run `run` over the plan's tiles `batch_size` at a time and blend the results on `host`.
+
+    `run(tiles)` returns the outputs of those tiles stacked tile-major: (len(tiles) * images)
+    x C x (h * out_scale) x (w * out_scale). Only the tiles in flight live on the compute
+    device; the blended whole stays in host memory. One tile covering everything is returned
+    as it is, so an image that fits in a tile gives exactly the untiled result.
+    """
+    if plan.is_whole:
+        return run(plan.tiles).to(host)
+    out = torch.zeros(images, out_channels, plan.height * out_scale, plan.width * out_scale, device=host)
+    total = torch.zeros(1, 1, plan.height * out_scale, plan.width * out_scale, device=host)
+    for first in range(0, len(plan.tiles), batch_size):
+        chunk = plan.tiles[first:first + batch_size]
+        result = run(chunk).to(device=host, dtype=torch.float32)
+        for i, tile in enumerate(chunk):
+            w = plan.weight(first + i, out_scale).to(host)
+            ys, xs = tile.slices(out_scale)
+            out[:, :, ys, xs] += result[i * images:(i + 1) * images] * w
+            total[:, :, ys, xs] += w
+    return out / total
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """How big images are cut up. Sizes are in latent pixels (for x4 models: LR pixels)."""
+
+    tile: int = 256  # UNet tile side; rounded to the network's size multiple
+    overlap: int = 16  # shared by neighbouring UNet tiles, blended every step
+    vae_tile: int = 128  # VQGAN tile side (the decoder makes f x this pixels per side)
+    vae_overlap: int = 8  # shared by neighbouring VQGAN tiles
+    batch: int = 1  # tiles per network call (more is faster on a GPU with memory to spare)
+    host: str = "cpu"  # where the whole image is kept while tiles are computed
+
+    def __post_init__(self):
+        if self.tile < 1 or self.vae_tile < 1 or self.batch < 1:
+            raise ValueError(f"tile sizes and batch must be positive, got {self}")
+        if self.overlap < 0 or self.vae_overlap < 0:
+            raise ValueError(f"overlaps must be >= 0, got {self}")
+
+    def smaller(self, stage: str) -> "TilingConfig | None":
+        """A configuration to retry `stage` ("unet" or "vae") with after running out of memory."""
+        from dataclasses import replace
+
+        if self.batch > 1:
+            return replace(self, batch=self.batch // 2)
+        if stage == "unet" and self.tile > 8:
+            return replace(self, tile=self.tile // 2)
+        if stage == "vae" and self.vae_tile > 8:
+            return replace(self, vae_tile=self.vae_tile // 2)
+        return None
