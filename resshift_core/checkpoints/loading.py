@@ -1,0 +1,233 @@
+"""Turn a checkpoint file into a ready network plus what it is (spandrel-style descriptor).
+
+The architecture is read off the weights (never a config file); the diffusion preset comes from
+an explicit choice, our safetensors metadata, the registry by file name, or the layout, in that
+order, and the descriptor says which.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .. import registry
+from ..errors import ArchitectureError, CheckpointError
+from ..models.unet import ResShiftUNet, UNetConfig
+from ..models.vqgan import VQGAN, VQGANConfig
+from ..presets import DiffusionPreset
+from .detect_unet import detect_unet_config, looks_like_unet
+from .detect_vqgan import detect_vqgan_config, looks_like_vqgan
+from .io import read_checkpoint
+
+METADATA_FORMAT = "resshift-core/1"
+PART_UNET = "unet"
+PART_VAE = "autoencoder"
+
+
+@dataclass
+class LoadedModel:
+    """A built network and everything a caller needs to use it."""
+
+    part: str  # "unet" or "autoencoder"
+    model: nn.Module
+    config: Union[UNetConfig, VQGANConfig]
+    preset: Optional[DiffusionPreset]  # UNets only
+    preset_source: str  # where the preset came from: explicit, metadata, registry:<name>, layout
+    source: str  # file path or "<memory>"
+    parameter_count: int
+    registry_name: Optional[str] = None
+
+    def describe(self) -> dict:
+        """What `inspect` prints: part, architecture, preset, size."""
+        d = {
+            "file": self.source,
+            "part": self.part,
+            "parameters": self.parameter_count,
+            "architecture": self.config.to_dict(),
+        }
+        if self.registry_name:
+            d["registry_name"] = self.registry_name
+        if self.preset is not None:
+            d["preset"] = self.preset.to_dict()
+            d["preset_source"] = self.preset_source
+        return d
+
+
+def detect_part(state_dict: dict) -> str:
+    if looks_like_unet(state_dict):
+        return PART_UNET
+    if looks_like_vqgan(state_dict):
+        return PART_VAE
+    sample = ", ".join(sorted(state_dict)[:6])
+    raise ArchitectureError(
+        f"unknown architecture: the weights are neither a ResShift UNet (keys input_blocks.*, "
+        f"time_embed.*) nor a VQGAN (keys encoder.*, decoder.*, quantize.*); first keys: {sample}"
+    )
+
+
+def _check_finite(state_dict: dict, source: str) -> None:
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"{source}: weight {key} contains NaN or infinity. The checkpoint is corrupt "
+                "(or was saved after training diverged); use another file."
+            )
+
+
+def _build(model: nn.Module, state_dict: dict, source: str, part: str) -> nn.Module:
+    """Load weights into a model built on the meta device: no second copy is allocated."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        raise CheckpointError(
+            f"{source}: the {part} weights are incomplete: {len(missing)} tensors missing "
+            f"(e.g. {', '.join(missing[:4])}). The file is not a complete ResShift checkpoint."
+        )
+    for key, ref in expected.items():
+        if tuple(state_dict[key].shape) != tuple(ref.shape):
+            raise CheckpointError(
+                f"{source}: tensor {key} has shape {tuple(state_dict[key].shape)}, the detected "
+                f"architecture needs {tuple(ref.shape)}."
+            )
+    model.load_state_dict({k: state_dict[k] for k in expected}, strict=True, assign=True)
+    left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left_on_meta:  # a non-persistent buffer the model must derive itself: a bug, not bad input
+        raise RuntimeError(f"internal error: {part} tensors not materialised after loading: {left_on_meta[:4]}")
+    return model.eval().requires_grad_(False)
+
+
+def _preset_from_metadata(metadata: dict) -> Optional[DiffusionPreset]:
+    raw = metadata.get("resshift.preset")
+    return DiffusionPreset.from_dict(json.loads(raw)) if raw else None
+
+
+def preset_from_layout(config: UNetConfig) -> tuple[DiffusionPreset, str]:
+    """Best guess of the preset from the architecture alone, with a note on its certainty."""
+    ratio = max(1, config.lq_size // config.image_size)
+    if config.cond_mask:
+        return registry.preset("inpaint_s4"), "layout (mask channel: inpainting)"
+    if config.in_channels == 8:
+        return registry.preset("faceir_s4"), "layout (8-channel latent: face restoration)"
+    if ratio == 2:
+        return registry.preset("realsr_x2_s4"), "layout (one LR downsampling: x2)"
+    if ratio == 1:
+        return registry.preset("realsr_x4_s4"), (
+            "layout (x4; the 4-step journal settings were assumed: for the 15-step v1/v2 models "
+            "choose the preset realsr_x4_s15)"
+        )
+    return registry.preset("realsr_x4_s4").with_overrides(sf=max(1, 4 // ratio)), "layout (unrecognised LR ratio)"
+
+
+def resolve_preset(
+    config: UNetConfig,
+    source: str,
+    metadata: dict,
+    preset: Union[None, str, DiffusionPreset],
+) -> tuple[DiffusionPreset, str, Optional[str]]:
+    entry = registry.find(source) if source != "<memory>" else None
+    if isinstance(preset, DiffusionPreset):
+        return preset, "explicit", entry.name if entry else None
+    if isinstance(preset, str):
+        return registry.preset(preset), "explicit", entry.name if entry else None
+    from_meta = _preset_from_metadata(metadata)
+    if from_meta is not None:
+        return from_meta, "metadata", entry.name if entry else None
+    if entry is not None and entry.part == PART_UNET and entry.preset:
+        return registry.preset(entry.preset), f"registry:{entry.name}", entry.name
+    guess, why = preset_from_layout(config)
+    return guess, why, None
+
+
+def load_model(
+    path_or_state: Union[str, Path, dict],
+    *,
+    expect: Optional[str] = None,
+    preset: Union[None, str, DiffusionPreset] = None,
+    device: Union[str, torch.device] = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load any ResShift UNet or VQGAN checkpoint. `expect` ("unet"/"autoencoder") checks the part."""
+    if isinstance(path_or_state, dict):
+        state_dict, metadata, source = path_or_state, {}, "<memory>"
+    else:
+        source = str(path_or_state)
+        state_dict, metadata = read_checkpoint(path_or_state)
+    part = detect_part(state_dict)
+    if expect is not None and part != expect:
+        if expect == PART_UNET:
+            raise ArchitectureError(
+                f"{source} is a VQGAN/autoencoder checkpoint, not a ResShift UNet: load it as the VAE "
+                "(--vae on the command line, the Load ResShift VAE node in ComfyUI)."
+            )
+        raise ArchitectureError(
+            f"{source} is a ResShift UNet checkpoint, not a VQGAN: load it as the model "
+            "(--model on the command line, the Load ResShift Model node in ComfyUI)."
+        )
+    _check_finite(state_dict, source)
+    with torch.device("meta"):
+        if part == PART_UNET:
+            config = detect_unet_config(state_dict)
+            model = ResShiftUNet(config)
+        else:
+            config = detect_vqgan_config(state_dict)
+            model = VQGAN(config)
+    model = _build(model, state_dict, source, part).to(device=device, dtype=dtype)
+    n_params = sum(p.numel() for p in model.parameters())
+    if part == PART_UNET:
+        chosen, how, reg_name = resolve_preset(config, source, metadata, preset)
+        if how.startswith("layout"):
+            warnings.warn(f"{source}: no preset recorded for this file; using {chosen.name} from the {how}.")
+        return LoadedModel(part, model, config, chosen, how, source, n_params, reg_name)
+    entry = registry.find(source) if source != "<memory>" else None
+    return LoadedModel(part, model, config, None, "", source, n_params, entry.name if entry else None)
+
+
+def load_unet(path_or_state, **kwargs) -> LoadedModel:
+    return load_model(path_or_state, expect=PART_UNET, **kwargs)
+
+
+def load_vae(path_or_state, **kwargs) -> LoadedModel:
+    kwargs.pop("preset", None)
+    return load_model(path_or_state, expect=PART_VAE, **kwargs)
+
+
+def inspect_checkpoint(path: Union[str, Path], preset: Union[None, str, DiffusionPreset] = None) -> dict:
+    """What a checkpoint is (part, architecture, preset, parameter count), without running it.
+
+    The network is built on the meta device, so nothing the size of the weights is allocated.
+    """
+    state_dict, metadata = read_checkpoint(path)
+    part = detect_part(state_dict)
+    source = str(path)
+    with torch.device("meta"):
+        if part == PART_UNET:
+            config = detect_unet_config(state_dict)
+            model = ResShiftUNet(config)
+        else:
+            config = detect_vqgan_config(state_dict)
+            model = VQGAN(config)
+    expected = model.state_dict()
+    extra = sorted(k for k in state_dict if k not in expected)
+    missing = sorted(k for k in expected if k not in state_dict)
+    info = LoadedModel(part, model, config, None, "", source, sum(p.numel() for p in model.parameters()))
+    if part == PART_UNET:
+        info.preset, info.preset_source, info.registry_name = resolve_preset(config, source, metadata, preset)
+    else:
+        entry = registry.find(source)
+        info.registry_name = entry.name if entry else None
+    d = info.describe()
+    d["tensors_in_file"] = len(state_dict)
+    d["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in state_dict.values()})
+    if extra:
+        d["ignored_keys"] = extra[:10] + (["..."] if len(extra) > 10 else [])
+    if missing:
+        d["missing_keys"] = missing[:10] + (["..."] if len(missing) > 10 else [])
+    if metadata:
+        d["metadata_format"] = metadata.get("format")
+    return d

@@ -1,0 +1,51 @@
+"""Write our own safetensors: the weights plus what they are, in the header metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .loading import METADATA_FORMAT, LoadedModel
+
+
+def checkpoint_metadata(loaded: LoadedModel) -> dict[str, str]:
+    """String-only metadata (a safetensors rule): part, architecture, preset."""
+    meta = {
+        "format": METADATA_FORMAT,
+        "resshift.part": loaded.part,
+        "resshift.architecture": json.dumps(loaded.config.to_dict(), sort_keys=True),
+    }
+    if loaded.preset is not None:
+        meta["resshift.preset"] = json.dumps(loaded.preset.to_dict(), sort_keys=True)
+    return meta
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_model(loaded: LoadedModel, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Save a loaded model as safetensors with its architecture and preset."""
+    tensors = {}
+    for key, value in loaded.model.state_dict().items():
+        value = value.detach().to("cpu")
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    return atomic_save_safetensors(tensors, path, checkpoint_metadata(loaded))

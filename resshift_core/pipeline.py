@@ -1,0 +1,351 @@
+"""The data flow of ResShift, one function per arrow:
+
+    image (+mask) --prepare--> LR in [-1, 1], padded
+                  --encode---> z_y = VQGAN.encode(bicubic_up(LR)) * scale_factor
+                  --sample---> x_T = z_y + kappa sqrt(eta_T) noise, T reverse steps
+                  --decode---> VQGAN.decode(x_0 / scale_factor), cropped back, in [0, 1]
+
+The command line and the ComfyUI nodes call these; each takes and returns plain tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoints.loading import LoadedModel
+from .errors import ArchitectureError, InputError
+from .presets import DiffusionPreset
+from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
+from .schedule import make_schedule
+from .tiling import Padding, Tile, TilePlan, TilingConfig, blend_tiles, crop_padding, pad_to_multiple
+
+BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class Prepared:
+    """The LR condition as the networks need it."""
+
+    lq: torch.Tensor  # B x 3 x H x W in [-1, 1], padded
+    mask: Optional[torch.Tensor]  # B x 1 x H x W in [-1, 1] (1 = hole), padded; inpainting only
+    padding: Padding
+    sf: int
+
+
+def _check_images(images: torch.Tensor, name: str = "images") -> None:
+    if images.ndim != 4:
+        raise InputError(f"{name} must be a 4-D batch (B x C x H x W), got shape {tuple(images.shape)}")
+    if images.shape[0] == 0 or images.shape[-1] == 0 or images.shape[-2] == 0:
+        raise InputError(f"{name} is empty: shape {tuple(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise InputError(f"{name} contain NaN or infinity; fix the input image (it may be a corrupt decode)")
+
+
+class ResShiftPipeline:
+    """A UNet, its VQGAN and a diffusion preset on one device, in one dtype.
+
+    `vae=None` is a pixel-space model (preset.latent False): the chain runs on the bicubic-
+    upsampled image itself and the UNet is conditioned on that same upsampled image.
+    """
+
+    def __init__(
+        self,
+        unet: LoadedModel,
+        vae: Optional[LoadedModel],
+        *,
+        preset: Optional[DiffusionPreset] = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+    ):
+        self.unet, self.vae = unet, vae
+        self.preset = preset or unet.preset
+        if self.preset is None:
+            raise ValueError("no diffusion preset: pass preset= or load the UNet with load_unet")
+        self.device = torch.device(device) if device is not None else next(unet.model.parameters()).device
+        self.dtype = dtype
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format
+        self.pixel_space = vae is None
+        for loaded in (unet, vae):
+            if loaded is not None:
+                loaded.model.to(device=self.device, dtype=dtype, memory_format=memory_format)
+        self._check_pairing()
+
+    # -- what the pair needs -------------------------------------------------------------
+    @property
+    def sf(self) -> int:
+        return int(self.preset.sf)
+
+    @property
+    def lq_per_latent(self) -> int:
+        """Condition pixels per latent pixel: the UNet's LR feature extractor downsamples by this."""
+        return max(1, self.unet.config.lq_size // self.unet.config.image_size)
+
+    @property
+    def lr_multiple(self) -> int:
+        """LR sides are padded to a multiple of this."""
+        if self.pixel_space:  # the HR image must be a multiple of the UNet's multiple
+            m = self.unet.model.size_multiple
+            return m // math.gcd(m, self.sf)
+        return self.unet.model.size_multiple * self.lq_per_latent
+
+    def _check_pairing(self) -> None:
+        ucfg = self.unet.config
+        if self.pixel_space:
+            if self.preset.latent or ucfg.in_channels != 3 or self.lq_per_latent != 1:
+                raise ArchitectureError(
+                    "this model works in a VQGAN latent space: give it a VAE (pixel-space models have "
+                    "3 input channels, no LR feature extractor, and a preset with latent=false)"
+                )
+            return
+        if not self.preset.latent:
+            raise ArchitectureError(f"preset {self.preset.name!r} is for a pixel-space model: run it without a VAE")
+        vcfg = self.vae.config
+        if ucfg.in_channels != vcfg.latent_channels:
+            raise ArchitectureError(
+                f"the model works on {ucfg.in_channels}-channel latents but the VAE makes "
+                f"{vcfg.latent_channels}-channel ones: pair face restoration with ffhq512_vq_f8_dim8_face "
+                "and the other models with an f4 VQGAN (autoencoder_vq_f4)."
+            )
+        factor = vcfg.downsample_factor
+        if factor % self.lq_per_latent or factor // self.lq_per_latent != self.sf:
+            raise ArchitectureError(
+                f"scale mismatch: the VAE downsamples by {factor} and the model reads its LR input at "
+                f"1/{self.lq_per_latent} of that, which makes x{factor // self.lq_per_latent if factor % self.lq_per_latent == 0 else '?'}, "
+                f"but the preset {self.preset.name!r} says x{self.sf}. Choose the matching preset or VAE."
+            )
+
+    # -- the arrows ----------------------------------------------------------------------
+    def prepare(self, images: torch.Tensor, masks: Optional[torch.Tensor] = None) -> Prepared:
+        """images: B x 3 x h x w in [0, 1]; masks: B x 1 x h x w in [0, 1], 1 = fill in."""
+        _check_images(images)
+        if images.shape[1] != 3:
+            raise InputError(f"images must have 3 (RGB) channels, got {images.shape[1]}; convert grey/RGBA first")
+        wants_mask = bool(getattr(self.unet.config, "cond_mask", False))
+        if wants_mask and masks is None:
+            raise InputError("this is an inpainting model: give a mask (white = area to fill in)")
+        if masks is not None and not wants_mask:
+            raise InputError("a mask was given but this model does not do inpainting; leave the mask out")
+        images = images.to(device=self.device, dtype=torch.float32)
+        lq, padding = pad_to_multiple(images * 2 - 1, self.lr_multiple)
+        mask = None
+        if masks is not None:
+            _check_images(masks, "masks")
+            if masks.shape[0] != images.shape[0] or masks.shape[1] != 1 or masks.shape[-2:] != images.shape[-2:]:
+                raise InputError(
+                    f"mask shape {tuple(masks.shape)} does not fit images {tuple(images.shape)}: "
+                    "one single-channel mask of the same size per image"
+                )
+            mask, _ = pad_to_multiple(masks.to(device=self.device, dtype=torch.float32) * 2 - 1, self.lr_multiple)
+        return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
+
+    # -- tiling helpers ---------------------------------------------------------------
+    @property
+    def latent_factor(self) -> int:
+        """HR pixels per latent pixel (the VQGAN's downsampling)."""
+        return 1 if self.pixel_space else self.vae.config.downsample_factor
+
+    def _retrying(self, stage: str, tiling: Optional[TilingConfig], work: Callable[[Optional[TilingConfig]], torch.Tensor]):
+        """Run `work(tiling)`; on an accelerator out-of-memory error retry with smaller tiles."""
+        while True:
+            try:
+                return work(tiling)
+            except (RuntimeError, MemoryError) as exc:
+                if tiling is None or self.device.type == "cpu" or not is_out_of_memory(exc):
+                    raise
+                smaller = tiling.smaller(stage)
+                if smaller is None:
+                    raise
+                _free_accelerator_memory(self.device)
+                tiling = smaller
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+
+    # -- the arrows, continued ------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, prepared: Prepared, tiling: Optional[TilingConfig] = None) -> torch.Tensor:
+        """z_y: the VQGAN latent of the bicubic-upsampled LR image (float32).
+
+        Tiled, each tile upsamples its own LR crop (with a margin for the bicubic kernel), so the
+        HR-size image never exists whole.
+        """
+        if tiling is None or self.pixel_space:
+            x = prepared.lq
+            if self.sf != 1:
+                x = F.interpolate(x, scale_factor=self.sf, mode="bicubic")
+            if self.pixel_space:
+                return x.float()
+            return self.vae.model.encode(self._to_device(x)).float() * self.preset.scale_factor
+        return self._retrying("vae", tiling, lambda tc: self._encode_tiled(prepared, tc))
+
+    def _encode_tiled(self, prepared: Prepared, tiling: TilingConfig) -> torch.Tensor:
+        lq = prepared.lq.to(tiling.host)
+        ratio = self.lq_per_latent
+        height, width = lq.shape[-2] // ratio, lq.shape[-1] // ratio
+        plan = TilePlan(height, width, tiling.vae_tile, tiling.vae_overlap)
+
+        def run(tiles: list[Tile]) -> torch.Tensor:
+            batch = []
+            for tile in tiles:
+                t = tile.scaled(ratio)
+                top, left = min(BICUBIC_MARGIN, t.y0), min(BICUBIC_MARGIN, t.x0)
+                bottom = min(BICUBIC_MARGIN, lq.shape[-2] - t.y0 - t.h)
+                right = min(BICUBIC_MARGIN, lq.shape[-1] - t.x0 - t.w)
+                crop = lq[..., t.y0 - top:t.y0 + t.h + bottom, t.x0 - left:t.x0 + t.w + right]
+                crop = self._to_device(crop).float()
+                if self.sf != 1:
+                    crop = F.interpolate(crop, scale_factor=self.sf, mode="bicubic")
+                s = self.sf
+                batch.append(crop[..., top * s:top * s + t.h * s, left * s:left * s + t.w * s])
+            z = self.vae.model.encode(self._to_device(torch.cat(batch)))
+            return z.float() * self.preset.scale_factor
+
+        return blend_tiles(run, plan, batch_size=tiling.batch, out_channels=self.vae.config.latent_channels,
+                           images=lq.shape[0], host=tiling.host)
+
+    def denoiser(
+        self, prepared: Prepared, tiling: Optional[TilingConfig] = None, z_y: Optional[torch.Tensor] = None
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The network as the sampler sees it: x0 = f(x_t scaled, t), conditioned on the LR.
+
+        Tiled, every call runs the UNet over overlapping tiles and blends their x0 estimates,
+        so each step sees one consistent image.
+        """
+        net = self.unet.model
+        cond = prepared.lq
+        if self.pixel_space:  # conditioned on the upsampled image the chain starts from
+            if z_y is None:
+                raise ValueError("a pixel-space denoiser needs z_y (the upsampled LR image)")
+            cond = z_y
+        if tiling is None:
+            lq = self._to_device(cond)
+            mask = None if prepared.mask is None else self._to_device(prepared.mask)
+
+            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return net(self._to_device(x), t.to(self.device), lq=lq, mask=mask).float()
+
+            return denoise
+
+        lq_host = cond.to(tiling.host)
+        mask_host = None if prepared.mask is None else prepared.mask.to(tiling.host)
+        ratio = self.lq_per_latent
+        state = {"tiling": tiling}
+
+        def denoise_tiled(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            def work(tc: TilingConfig) -> torch.Tensor:
+                state["tiling"] = tc  # later steps start from the size that worked
+                plan = TilePlan(x.shape[-2], x.shape[-1], tc.tile, tc.overlap, net.size_multiple)
+                images = x.shape[0]
+
+                def run(tiles: list[Tile]) -> torch.Tensor:
+                    xs = torch.cat([x[(..., *tile.slices())] for tile in tiles])
+                    lqs = torch.cat([lq_host[(..., *tile.slices(ratio))] for tile in tiles])
+                    masks = None
+                    if mask_host is not None:
+                        masks = self._to_device(torch.cat([mask_host[(..., *tile.slices(ratio))] for tile in tiles]))
+                    ts = t.to(self.device).repeat(len(tiles))
+                    return net(self._to_device(xs), ts, lq=self._to_device(lqs), mask=masks).float()
+
+                return blend_tiles(run, plan, batch_size=tc.batch, out_channels=x.shape[1],
+                                   images=images, host=x.device)
+
+            return self._retrying("unet", state["tiling"], work)
+
+        return denoise_tiled
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z_y: torch.Tensor,
+        prepared: Prepared,
+        noise: NoiseSource,
+        *,
+        steps: Optional[int] = None,
+        callback: Optional[Callable[[StepInfo], None]] = None,
+        tiling: Optional[TilingConfig] = None,
+    ) -> torch.Tensor:
+        """The reverse chain. Tiled, the whole latent stays on the host and one noise field is
+        drawn for the whole image, so overlapping tiles agree."""
+        schedule = make_schedule(self.preset.schedule, steps)
+        if tiling is not None:
+            z_y = z_y.to(tiling.host)
+        return sample(
+            self.denoiser(prepared, tiling, z_y), z_y, schedule, noise,
+            normalize_input=self.preset.normalize_input, latent=self.preset.latent, callback=callback,
+            clip_denoised=self.pixel_space,  # as published: clip x0 only without an autoencoder
+        )
+
+    @torch.no_grad()
+    def decode_raw(self, z0: torch.Tensor, prepared: Prepared, tiling: Optional[TilingConfig] = None) -> torch.Tensor:
+        """Decoded image in [-1, 1], unclamped, cropped to sf x the original size."""
+        z0 = z0 / self.preset.scale_factor
+        if self.pixel_space:
+            out = z0.float()
+        elif tiling is None:
+            out = self.vae.model.decode(self._to_device(z0), quantize=True).float()
+        else:
+            out = self._retrying("vae", tiling, lambda tc: self._decode_tiled(z0, tc))
+        return crop_padding(out, prepared.padding, self.sf)
+
+    def _decode_tiled(self, z0: torch.Tensor, tiling: TilingConfig) -> torch.Tensor:
+        z0 = z0.to(tiling.host)
+        plan = TilePlan(z0.shape[-2], z0.shape[-1], tiling.vae_tile, tiling.vae_overlap)
+
+        def run(tiles: list[Tile]) -> torch.Tensor:
+            zs = torch.cat([z0[(..., *tile.slices())] for tile in tiles])
+            return self.vae.model.decode(self._to_device(zs), quantize=True).float()
+
+        return blend_tiles(run, plan, batch_size=tiling.batch, out_channels=3, out_scale=self.latent_factor,
+                           images=z0.shape[0], host=tiling.host)
+
+    def to_image(self, decoded: torch.Tensor, prepared: Prepared, paste_known: bool = True) -> torch.Tensor:
+        """[-1, 1] -> [0, 1]; for inpainting the known pixels are pasted back (published mask_back)."""
+        out = (decoded.clamp(-1, 1) + 1) / 2
+        if prepared.mask is not None and paste_known:
+            hole = crop_padding((prepared.mask.to(out.device) + 1) / 2, prepared.padding)
+            lq = crop_padding((prepared.lq.to(out.device) + 1) / 2, prepared.padding)
+            out = out * hole + lq * (1 - hole)
+        return out
+
+    def restore(
+        self,
+        images: torch.Tensor,
+        masks: Optional[torch.Tensor] = None,
+        *,
+        seeds: Optional[Sequence[int]] = None,
+        noise: Optional[NoiseSource] = None,
+        steps: Optional[int] = None,
+        callback: Optional[Callable[[StepInfo], None]] = None,
+        tiling: Optional[TilingConfig] = None,
+    ) -> torch.Tensor:
+        """The whole chain: B x 3 x h x w in [0, 1] -> B x 3 x sf*h x sf*w in [0, 1].
+
+        `tiling=None` runs each network on the whole image at once.
+        """
+        prepared = self.prepare(images, masks)
+        if noise is None:
+            noise = SeededNoise(seeds if seeds is not None else [0] * images.shape[0])
+        z_y = self.encode(prepared, tiling)
+        z0 = self.sample(z_y, prepared, noise, steps=steps, callback=callback, tiling=tiling)
+        return self.to_image(self.decode_raw(z0, prepared, tiling), prepared)
+
+
+__all__ = ["ResShiftPipeline", "Prepared", "ExplicitNoise", "SeededNoise"]

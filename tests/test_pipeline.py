@@ -1,0 +1,130 @@
+"""The whole chain on tiny random networks: sizes, seeds, batches, tiling, errors."""
+
+import pytest
+import torch
+
+from resshift_core.errors import ArchitectureError, InputError
+from resshift_core.pipeline import ResShiftPipeline
+from resshift_core.sampler import SeededNoise
+from resshift_core.tiling import TilingConfig
+from resshift_core.tiny import make_tiny
+
+
+@pytest.fixture(scope="module")
+def realsr():
+    return ResShiftPipeline(*make_tiny("realsr"))
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 13), (33, 17)])
+def test_output_is_exactly_scale_times_input(realsr, h, w):
+    out = realsr.restore(torch.rand(1, 3, h, w), seeds=[0])
+    assert out.shape == (1, 3, 4 * h, 4 * w)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("task,sf", [("realsr_x2", 2), ("inpaint", 1), ("faceir", 1)])
+def test_every_task_gives_its_scale(task, sf):
+    pipe = ResShiftPipeline(*make_tiny(task))
+    masks = (torch.rand(1, 1, 10, 9) > 0.5).float() if task == "inpaint" else None
+    out = pipe.restore(torch.rand(1, 3, 10, 9), masks, seeds=[0])
+    assert out.shape == (1, 3, 10 * sf, 9 * sf)
+
+
+def test_inpainting_keeps_known_pixels():
+    pipe = ResShiftPipeline(*make_tiny("inpaint"))
+    image = torch.rand(1, 3, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:10, 4:10] = 1
+    out = pipe.restore(image, mask, seeds=[0])
+    known = mask.expand_as(image) == 0
+    torch.testing.assert_close(out[known], image[known])
+
+
+def test_seed_decides_and_batch_mates_do_not(realsr):
+    a, b = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    alone = realsr.restore(a, seeds=[5])
+    together = realsr.restore(torch.cat([a, b]), seeds=[5, 6])
+    torch.testing.assert_close(together[:1], alone, atol=1e-5, rtol=0)
+    assert not torch.allclose(realsr.restore(a, seeds=[7]), alone)
+
+
+def test_callback_sees_every_step_and_can_cancel(realsr):
+    seen = []
+    realsr.restore(torch.rand(1, 3, 8, 8), seeds=[0], callback=lambda info: seen.append((info.index, info.total)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(info):
+        if info.index == 1:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        realsr.restore(torch.rand(1, 3, 8, 8), seeds=[0], callback=cancel)
+
+
+def test_respacing_runs_fewer_steps():
+    unet, vae = make_tiny("realsr")
+    pipe = ResShiftPipeline(unet, vae, preset=unet.preset.with_overrides(steps=15))
+    seen = []
+    pipe.restore(torch.rand(1, 3, 8, 8), seeds=[0], steps=3, callback=lambda i: seen.append(i.timestep))
+    assert seen == [10, 5, 0]
+
+
+def test_one_tile_equals_untiled_exactly(realsr):
+    image = torch.rand(1, 3, 20, 28)
+    whole = realsr.restore(image, seeds=[3])
+    tiled = realsr.restore(image, seeds=[3], tiling=TilingConfig(tile=512, vae_tile=512))
+    assert torch.equal(whole, tiled)
+
+
+def test_tiled_run_covers_odd_sizes(realsr):
+    image = torch.rand(2, 3, 37, 21)
+    out = realsr.restore(image, seeds=[1, 2], tiling=TilingConfig(tile=16, overlap=8, vae_tile=12, vae_overlap=4, batch=3))
+    assert out.shape == (2, 3, 148, 84) and torch.isfinite(out).all()
+
+
+def test_bad_inputs_are_named(realsr):
+    with pytest.raises(InputError, match="NaN"):
+        realsr.restore(torch.full((1, 3, 8, 8), float("nan")))
+    with pytest.raises(InputError, match="3 \\(RGB\\) channels"):
+        realsr.restore(torch.rand(1, 4, 8, 8))
+    with pytest.raises(InputError, match="does not do inpainting"):
+        realsr.restore(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8))
+    with pytest.raises(InputError, match="4-D"):
+        realsr.restore(torch.rand(3, 8, 8))
+    inpaint = ResShiftPipeline(*make_tiny("inpaint"))
+    with pytest.raises(InputError, match="give a mask"):
+        inpaint.restore(torch.rand(1, 3, 8, 8))
+    with pytest.raises(InputError, match="does not fit"):
+        inpaint.restore(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 9))
+
+
+def test_mismatched_model_and_vae_are_refused():
+    face_unet, face_vae = make_tiny("faceir")
+    sr_unet, sr_vae = make_tiny("realsr")
+    with pytest.raises(ArchitectureError, match="8-channel latents"):
+        ResShiftPipeline(face_unet, sr_vae)
+    x2_unet, _ = make_tiny("realsr_x2")
+    with pytest.raises(ArchitectureError, match="scale mismatch"):
+        ResShiftPipeline(x2_unet, sr_vae, preset=sr_unet.preset)
+
+
+def test_explicit_noise_is_reproducible(realsr):
+    image = torch.rand(1, 3, 8, 8)
+    a = realsr.restore(image, noise=SeededNoise([11]))
+    b = realsr.restore(image, seeds=[11])
+    assert torch.equal(a, b)
+
+
+def test_pixel_space_model_runs_without_a_vae():
+    unet, vae = make_tiny("pixel")
+    assert vae is None
+    pipe = ResShiftPipeline(unet, None)
+    out = pipe.restore(torch.rand(1, 3, 9, 11), seeds=[0])
+    assert out.shape == (1, 3, 36, 44)
+    tiled = pipe.restore(torch.rand(1, 3, 9, 11), seeds=[0], tiling=TilingConfig(tile=16, overlap=4))
+    assert tiled.shape == (1, 3, 36, 44)
+    with pytest.raises(ArchitectureError, match="pixel-space"):
+        ResShiftPipeline(unet, make_tiny("realsr")[1])
