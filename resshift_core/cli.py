@@ -1,0 +1,140 @@
+"""Command line: `python -m resshift_core {upscale,inspect,convert,bench}`.
+
+Argument parsing and file handling only; the work is done by `pipeline` and `checkpoints`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import ResShiftError
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+TASK_DEFAULTS = {  # registry names of the default model for each task when --model is not given
+    "realsr": None,  # the shipped small model (see weights/), else the published v3
+    "bicsr": "resshift_bicsrx4_s4",
+    "inpaint": "resshift_inpainting_imagenet_s4",
+    "faceir": "resshift_faceir_s4",
+}
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, DTYPES[name])
+
+
+def pick_device(name: str):
+    import torch
+
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ResShiftError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m resshift_core", description="ResShift image restoration")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("upscale", help="restore/upscale image files or folders")
+    up.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    up.add_argument("-o", "--output", required=True, help="output folder (or file name, for one input file)")
+    up.add_argument("--task", choices=sorted(TASK_DEFAULTS), help="picks the default model (realsr when no --model)")
+    up.add_argument("--model", help="UNet checkpoint: a file, or a published name (see `inspect --list`)")
+    up.add_argument("--vae", help="VQGAN checkpoint: a file or a published name (default: the model's pair)")
+    up.add_argument("--mask", help="inpainting: a mask file, or a folder of masks named like the inputs (white = fill in)")
+    up.add_argument("--preset", help="diffusion preset name, overriding the detected one")
+    up.add_argument("--seed", type=int, default=12345, help="random seed (each image uses its own generator)")
+    up.add_argument("--steps", type=int, help="sample with fewer steps than the model was trained with")
+    up.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    up.add_argument("--format", choices=["png", "jpg", "webp", "same"], default="png", help="output file type")
+    up.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
+    up.add_argument("--no-progress", action="store_true")
+
+    ins = sub.add_parser("inspect", help="say what a checkpoint is, without running it")
+    ins.add_argument("files", nargs="*")
+    ins.add_argument("--list", action="store_true", help="list the known published checkpoints")
+
+    conv = sub.add_parser("convert", help="convert a .pth checkpoint to safetensors with metadata")
+    conv.add_argument("input")
+    conv.add_argument("output")
+    conv.add_argument("--preset", help="preset to record (default: the detected one)")
+    conv.add_argument("--dtype", choices=sorted(DTYPES), help="store weights in this dtype")
+
+    bench = sub.add_parser("bench", help="time the whole chain at 64->256 with random v3-size weights")
+    bench.add_argument("--json", action="store_true", help="one JSON object per line")
+    bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
+    bench.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="dtypes (default fp32 and bf16)")
+    bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting (the best is kept)")
+    bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64)")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    return parser
+
+
+def cmd_inspect(args) -> int:
+    from . import registry
+    from .checkpoints.loading import inspect_checkpoint
+
+    if args.list:
+        for e in registry.entries():
+            print(f"{e.name:34s} {e.part:11s} {e.preset or '':14s} {e.what}")
+        if not args.files:
+            return 0
+    if not args.files:
+        print("inspect: give checkpoint files, or --list", file=sys.stderr)
+        return 2
+    for f in args.files:
+        print(json.dumps(inspect_checkpoint(f), indent=1))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .checkpoints.loading import load_model
+    from .checkpoints.writer import save_model
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise ResShiftError(f"the output must end in .safetensors, got {out.name}")
+    loaded = load_model(args.input, preset=args.preset)
+    save_model(loaded, out, dtype=_torch_dtype(args.dtype) if args.dtype else None)
+    what = f"{loaded.part}, {loaded.parameter_count:,} parameters"
+    if loaded.preset is not None:
+        what += f", preset {loaded.preset.name} ({loaded.preset_source})"
+    print(f"wrote {out} ({what})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "inspect":
+            return cmd_inspect(args)
+        if args.command == "convert":
+            return cmd_convert(args)
+        if args.command == "upscale":
+            from .cli_upscale import run_upscale
+
+            return run_upscale(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
+    except ResShiftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are kept; rerun with --skip-existing to resume", file=sys.stderr)
+        return 130
+    return 2

@@ -1,0 +1,117 @@
+"""The command line: upscale files and folders, inspect, convert, and its error messages."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resshift_core.cli import main
+from resshift_core.checkpoints.loading import load_unet
+from resshift_core.tiny import write_tiny_checkpoints
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return write_tiny_checkpoints(folder, "realsr")
+
+
+def _write(path, array, mode=None):
+    Image.fromarray(array, mode).save(path)
+
+
+def test_upscale_folder_keeps_modes_and_sizes(tmp_path, tiny, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    _write(src / "rgb.png", (rng.random((13, 21, 3)) * 255).astype(np.uint8))
+    _write(src / "sub" / "rgba.png", (rng.random((8, 6, 4)) * 255).astype(np.uint8), "RGBA")
+    _write(src / "gray.jpg", (rng.random((9, 9)) * 255).astype(np.uint8), "L")
+    unet, vae = tiny
+    code = main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(unet), "--vae", str(vae), "--no-progress"])
+    assert code == 0
+    rgb = Image.open(tmp_path / "out" / "rgb.png")
+    assert rgb.size == (84, 52) and rgb.mode == "RGB"
+    rgba = Image.open(tmp_path / "out" / "sub" / "rgba.png")
+    assert rgba.size == (24, 32) and rgba.mode == "RGBA"
+    gray = Image.open(tmp_path / "out" / "gray.png")
+    assert gray.size == (36, 36) and gray.mode == "L"
+
+
+def test_sixteen_bit_input_gives_sixteen_bit_output(tmp_path, tiny):
+    from resshift_core.image_io import load_image, save_image
+
+    save_image(tmp_path / "deep.png", torch.rand(3, 10, 12), bit_depth=16)
+    unet, vae = tiny
+    out = tmp_path / "deep_x4.png"
+    assert main(["upscale", str(tmp_path / "deep.png"), "-o", str(out), "--model", str(unet), "--vae", str(vae), "--no-progress"]) == 0
+    loaded = load_image(out)
+    assert loaded.bit_depth == 16 and loaded.rgb.shape == (3, 40, 48)
+
+
+def test_same_seed_same_file_and_skip_existing(tmp_path, tiny):
+    _write(tmp_path / "a.png", (np.random.default_rng(1).random((8, 8, 3)) * 255).astype(np.uint8))
+    unet, vae = tiny
+    args = ["upscale", str(tmp_path / "a.png"), "--model", str(unet), "--vae", str(vae), "--no-progress", "--seed", "3"]
+    assert main(args + ["-o", str(tmp_path / "o1.png")]) == 0
+    assert main(args + ["-o", str(tmp_path / "o2.png")]) == 0
+    assert (tmp_path / "o1.png").read_bytes() == (tmp_path / "o2.png").read_bytes()
+    before = (tmp_path / "o1.png").stat().st_mtime_ns
+    assert main(args + ["-o", str(tmp_path / "o1.png"), "--skip-existing"]) == 0
+    assert (tmp_path / "o1.png").stat().st_mtime_ns == before
+
+
+def test_inspect_and_convert(tmp_path, tiny, capsys):
+    unet, _ = tiny
+    sd = load_unet(unet).model.state_dict()
+    pth = tmp_path / "mine.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, pth)
+    assert main(["inspect", str(pth)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["part"] == "unet" and info["preset"]["task"] == "realsr" and info["parameters"] > 0
+    out = tmp_path / "mine.safetensors"
+    assert main(["convert", str(pth), str(out), "--preset", "realsr_x4_s15"]) == 0
+    converted = load_unet(out)
+    assert converted.preset.name == "realsr_x4_s15" and converted.preset_source == "metadata"
+    for k, v in converted.model.state_dict().items():
+        assert torch.equal(v, sd[k])
+
+
+def test_inspect_list_names_the_published_files(capsys):
+    assert main(["inspect", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "resshift_realsrx4_s4_v3" in out and "autoencoder_vq_f4" in out
+
+
+def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys):
+    unet, vae = tiny
+    _write(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    # the VAE where the model goes
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(vae), "--no-progress"]) == 1
+    assert "not a ResShift UNet" in capsys.readouterr().err
+    # a published checkpoint that is not downloaded
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_realsrx4_s4_v3"]) == 1
+    err = capsys.readouterr().err
+    assert "not on this machine" in err and "releases/download" in err
+    # a missing input
+    assert main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"), "--model", str(unet)]) == 1
+    assert "nope.png" in capsys.readouterr().err
+    # a corrupt checkpoint
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    assert main(["inspect", str(bad)]) == 1
+    assert "truncated or corrupt" in capsys.readouterr().err
+    # inpainting without a mask
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--task", "inpaint"]) == 1
+    assert "--mask" in capsys.readouterr().err
+
+
+def test_untrained_default_says_what_it_is(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "empty"))
+    _write(tmp_path / "a.png", np.zeros((5, 7, 3), np.uint8))
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", "untrained-tiny", "--no-progress"]) == 0
+    assert "RANDOM weights" in capsys.readouterr().err
+    assert Image.open(tmp_path / "o.png").size == (28, 20)
