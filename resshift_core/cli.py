@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--steps", type=int, help="sample with fewer steps than the model was trained with")
     up.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    up.add_argument("--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)")
+    up.add_argument("--tile-overlap", type=int, help="input pixels shared by neighbouring tiles (default 16)")
+    up.add_argument("--vae-tile", type=int, help="VQGAN tile side in input pixels (default: automatic)")
     up.add_argument("--format", choices=["png", "jpg", "webp", "same"], default="png", help="output file type")
     up.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
     up.add_argument("--no-progress", action="store_true")
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
     bench.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="dtypes (default fp32 and bf16)")
     bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting (the best is kept)")
-    bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64)")
+    bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
     return parser
 

@@ -129,6 +129,7 @@ def run_upscale(args) -> int:
     out = Path(args.output)
     pipe = build_pipeline(args)
     steps = args.steps or pipe.preset.steps
+    tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     progress = None
     if not args.no_progress:
         from tqdm.auto import tqdm
@@ -151,7 +152,8 @@ def run_upscale(args) -> int:
                 img = load_image(src)
                 mask_path = find_mask(args.mask, src)
                 mask = _load_mask(mask_path, tuple(img.rgb.shape[-2:])) if mask_path else None
-                result = pipe.restore(img.rgb[None], mask, seeds=[args.seed], steps=args.steps, callback=on_step)[0].cpu()
+                result = pipe.restore(img.rgb[None], mask, seeds=[args.seed], steps=args.steps,
+                                      callback=on_step, tiling=tiling)[0].cpu()
                 if img.grayscale:
                     result = to_gray(result)
                 alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None

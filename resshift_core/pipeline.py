@@ -10,7 +10,7 @@ The command line and the ComfyUI nodes call these; each takes and returns plain 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import math
@@ -23,7 +23,7 @@ from .errors import ArchitectureError, InputError
 from .presets import DiffusionPreset
 from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
-from .tiling import Padding, Tile, TilePlan, TilingConfig, blend_tiles, crop_padding, pad_to_multiple
+from .tiling import Padding, Tile, TilePlan, TilingConfig, auto_tiling, blend_tiles, crop_padding, pad_to_multiple
 
 BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
 
@@ -105,6 +105,27 @@ class ResShiftPipeline:
             m = self.unet.model.size_multiple
             return m // math.gcd(m, self.sf)
         return self.unet.model.size_multiple * self.lq_per_latent
+
+    def tiling(self, tile: Optional[int] = None, overlap: Optional[int] = None, vae_tile: Optional[int] = None) -> TilingConfig:
+        """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
+        input-image (LR) pixels and override the automatic choice."""
+        vae_width = 128 if self.pixel_space else self.vae.config.ch
+        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=vae_width,
+                          dtype_bytes=torch.finfo(self.dtype).bits // 8, size_multiple=self.unet.model.size_multiple)
+        changes = {}
+        if tile is not None:
+            changes["tile"] = self.lr_to_latent(tile)
+        if overlap is not None:
+            changes["overlap"] = self.lr_to_latent(overlap)
+        if vae_tile is not None:
+            changes["vae_tile"] = self.lr_to_latent(vae_tile)
+        return replace(cfg, **changes)
+
+    def lr_to_latent(self, pixels: int) -> int:
+        """Input-image pixels -> latent pixels (for pixel-space models the 'latent' is the output)."""
+        if self.pixel_space:
+            return pixels * self.sf
+        return max(1, pixels * self.sf // self.latent_factor)
 
     def _check_pairing(self) -> None:
         ucfg = self.unet.config

@@ -212,3 +212,37 @@ class TilingConfig:
         if stage == "vae" and self.vae_tile > 8:
             return replace(self, vae_tile=self.vae_tile // 2)
         return None
+
+
+# Rough activation memory per latent pixel of the published-size networks in float32, measured
+# with torch.cuda.max_memory_allocated (see `bench`); scaled by width and dtype for others.
+UNET_BYTES_PER_PIXEL = 12_000  # v3 UNet (model_channels 160) at one timestep
+VAE_BYTES_PER_PIXEL = 40_000  # f4 VQGAN (ch 128) decode, the hungrier direction
+CPU_TILING = TilingConfig(tile=256, overlap=16, vae_tile=128, vae_overlap=8, batch=1)
+
+
+def auto_tiling(
+    device: torch.device | str,
+    *,
+    unet_width: int = 160,
+    vae_width: int = 128,
+    dtype_bytes: int = 4,
+    size_multiple: int = 64,
+    free_bytes: int | None = None,
+) -> TilingConfig:
+    """Tile sizes that fit: fixed safe values on the CPU; on a GPU, half of its free memory."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CPU_TILING
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    budget = free_bytes * 0.5
+    unet_px = UNET_BYTES_PER_PIXEL * unet_width / 160 * dtype_bytes / 4
+    vae_px = VAE_BYTES_PER_PIXEL * vae_width / 128 * dtype_bytes / 4
+    tile = int((budget / unet_px) ** 0.5) // size_multiple * size_multiple
+    vae_tile = int((budget / vae_px) ** 0.5) // 8 * 8
+    tile = max(size_multiple, min(tile, 1024))
+    vae_tile = max(32, min(vae_tile, 512))
+    # Where the caps leave memory unused, several tiles go through the networks at once.
+    batch = int(min(budget / (unet_px * tile**2), budget / (vae_px * vae_tile**2)))
+    return TilingConfig(tile=tile, overlap=16, vae_tile=vae_tile, vae_overlap=8, batch=max(1, min(batch, 8)), host="cpu")
