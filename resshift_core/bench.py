@@ -1,0 +1,159 @@
+"""`python -m resshift_core bench`: time and size of the whole chain with random weights.
+
+Each setting runs in a fresh subprocess, so its peak memory is its own: on the CPU the peak
+resident set size of that process (weights included), on CUDA torch's peak allocation.
+FLOPs are counted once per setting with torch's FlopCounterMode (convolutions, matmuls,
+attention), not estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+V3_UNET = "resshift_realsrx4_s4_v3"
+F4_VAE = "autoencoder_vq_f4"
+
+
+def build_random_pipeline(device, dtype, seed: int = 0):
+    import torch
+
+    from . import registry
+    from .checkpoints.loading import LoadedModel
+    from .models.unet import ResShiftUNet, UNetConfig
+    from .models.vqgan import VQGAN, VQGANConfig
+    from .pipeline import ResShiftPipeline
+
+    unet_entry, vae_entry = registry.find(V3_UNET), registry.find(F4_VAE)
+    torch.manual_seed(seed)
+    ucfg = UNetConfig.from_published(unet_entry.architecture)
+    vcfg = VQGANConfig.from_published(vae_entry.architecture)
+    unet = ResShiftUNet(ucfg).eval().requires_grad_(False)
+    vae = VQGAN(vcfg).eval().requires_grad_(False)
+    n_u = sum(p.numel() for p in unet.parameters())
+    n_v = sum(p.numel() for p in vae.parameters())
+    pipe = ResShiftPipeline(
+        LoadedModel("unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u),
+        LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v),
+        device=device, dtype=dtype,
+    )
+    return pipe
+
+
+def _peak_mb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(setting: dict) -> dict:
+    """Measure one (size, dtype, device) setting in this process."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .cli import _torch_dtype
+
+    if setting.get("threads"):
+        torch.set_num_threads(int(setting["threads"]))
+    device = torch.device(setting["device"])
+    dtype = _torch_dtype(setting["dtype"])
+    size = int(setting["size"])
+    pipe = build_random_pipeline(device, dtype)
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, size, size, generator=gen)
+
+    tiling = pipe.tiling()
+
+    def run():
+        out = pipe.restore(image, seeds=[0], tiling=tiling)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
+
+    # The warm-up run (allocator, oneDNN/cuDNN kernel choice) also counts the FLOPs.
+    with FlopCounterMode(display=False) as counter:
+        out = run()
+    flops = counter.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(max(1, int(setting.get("repeat", 3)))):
+        t0 = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - t0)
+    seconds = min(times)
+    out_pixels = (size * pipe.sf) ** 2
+    result = {
+        "size": f"{size}->{size * pipe.sf}",
+        "dtype": setting["dtype"],
+        "device": str(device),
+        "seconds": round(seconds, 3),
+        "gflops": round(flops / 1e9, 1),
+        "gflop_per_s": round(flops / 1e9 / seconds, 1),
+        "mp_per_s": round(out_pixels / 1e6 / seconds, 4),
+        "peak_mb": round(_peak_mb(device), 1),
+        "threads": torch.get_num_threads(),
+        "tile": tiling.tile,
+        "vae_tile": tiling.vae_tile,
+        "tile_batch": tiling.batch,
+    }
+    if setting["dtype"] != "fp32" and size <= 64:
+        # Fidelity of the fast path: the same weights and noise in float32.
+        ref = build_random_pipeline(device, torch.float32).restore(image, seeds=[0], tiling=tiling)
+        mse = torch.mean((out.float().cpu() - ref.float().cpu()) ** 2).item()
+        result["psnr_vs_fp32_db"] = round(10 * math.log10(1.0 / max(mse, 1e-12)), 2)
+    return result
+
+
+def run_bench(args) -> int:
+    import torch
+
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    dtypes = args.dtype or ["fp32", "bf16"]
+    rows = []
+    for device in devices:
+        # 512->2048 takes over 20 minutes on a 2-core CPU: there it runs only when asked for.
+        sizes = args.size or ([64, 256, 512] if device.startswith("cuda") else [64, 256])
+        for size in sizes:
+            for dtype in dtypes:
+                setting = {"device": device, "dtype": dtype, "size": size, "repeat": args.repeat, "threads": args.threads}
+                proc = subprocess.run(
+                    [sys.executable, "-m", "resshift_core.bench", json.dumps(setting)],
+                    capture_output=True, text=True, env=dict(os.environ),
+                )
+                if proc.returncode != 0:
+                    row = {"size": size, "dtype": dtype, "device": device, "error": proc.stderr.strip().splitlines()[-1:]}
+                else:
+                    row = json.loads(proc.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                if args.json:
+                    print(json.dumps(row), flush=True)
+                else:
+                    _print_row(row)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+def _print_row(row: dict) -> None:
+    if "error" in row:
+        print(f"{row['device']:6s} {row['dtype']:5s} {row['size']}: FAILED {row['error']}")
+        return
+    extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
+    print(
+        f"{row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  {row['seconds']:8.2f} s  "
+        f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  "
+        f"peak {row['peak_mb']:8.1f} MB  (tile {row['tile']}/{row['vae_tile']} x{row['tile_batch']}, "
+        f"{row['threads']} threads){extra}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    print(json.dumps(worker(json.loads(sys.argv[1]))))
