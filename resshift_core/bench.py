@@ -104,6 +104,7 @@ def worker(setting: dict) -> dict:
         "tile": tiling.tile,
         "vae_tile": tiling.vae_tile,
         "tile_batch": tiling.batch,
+        "vae_tile_batch": tiling.vae_batch,
     }
     if setting["dtype"] != "fp32" and size <= 64:
         # Fidelity of the fast path: the same weights and noise in float32.
@@ -149,7 +150,7 @@ def _print_row(row: dict) -> None:
     print(
         f"{row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  {row['seconds']:8.2f} s  "
         f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  "
-        f"peak {row['peak_mb']:8.1f} MB  (tile {row['tile']}/{row['vae_tile']} x{row['tile_batch']}, "
+        f"peak {row['peak_mb']:8.1f} MB  (tiles {row['tile']}x{row['tile_batch']}/{row['vae_tile']}x{row['vae_tile_batch']}, "
         f"{row['threads']} threads){extra}",
         flush=True,
     )

@@ -239,7 +239,7 @@ class ResShiftPipeline:
             z = self.vae.model.encode(self._to_device(torch.cat(batch)))
             return z.float() * self.preset.scale_factor
 
-        return blend_tiles(run, plan, batch_size=tiling.batch, out_channels=self.vae.config.latent_channels,
+        return blend_tiles(run, plan, batch_size=tiling.vae_batch, out_channels=self.vae.config.latent_channels,
                            images=lq.shape[0], host=tiling.host)
 
     def denoiser(
@@ -334,7 +334,7 @@ class ResShiftPipeline:
             zs = torch.cat([z0[(..., *tile.slices())] for tile in tiles])
             return self.vae.model.decode(self._to_device(zs), quantize=True).float()
 
-        return blend_tiles(run, plan, batch_size=tiling.batch, out_channels=3, out_scale=self.latent_factor,
+        return blend_tiles(run, plan, batch_size=tiling.vae_batch, out_channels=3, out_scale=self.latent_factor,
                            images=z0.shape[0], host=tiling.host)
 
     def to_image(self, decoded: torch.Tensor, prepared: Prepared, paste_known: bool = True) -> torch.Tensor:

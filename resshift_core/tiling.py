@@ -192,11 +192,12 @@ class TilingConfig:
     overlap: int = 16  # shared by neighbouring UNet tiles, blended every step
     vae_tile: int = 128  # VQGAN tile side (the decoder makes f x this pixels per side)
     vae_overlap: int = 8  # shared by neighbouring VQGAN tiles
-    batch: int = 1  # tiles per network call (more is faster on a GPU with memory to spare)
+    batch: int = 1  # UNet tiles per network call (more is faster on a GPU with memory to spare)
+    vae_batch: int = 1  # VQGAN tiles per network call
     host: str = "cpu"  # where the whole image is kept while tiles are computed
 
     def __post_init__(self):
-        if self.tile < 1 or self.vae_tile < 1 or self.batch < 1:
+        if self.tile < 1 or self.vae_tile < 1 or self.batch < 1 or self.vae_batch < 1:
             raise ValueError(f"tile sizes and batch must be positive, got {self}")
         if self.overlap < 0 or self.vae_overlap < 0:
             raise ValueError(f"overlaps must be >= 0, got {self}")
@@ -205,8 +206,10 @@ class TilingConfig:
         """A configuration to retry `stage` ("unet" or "vae") with after running out of memory."""
         from dataclasses import replace
 
-        if self.batch > 1:
+        if stage == "unet" and self.batch > 1:
             return replace(self, batch=self.batch // 2)
+        if stage == "vae" and self.vae_batch > 1:
+            return replace(self, vae_batch=self.vae_batch // 2)
         if stage == "unet" and self.tile > 8:
             return replace(self, tile=self.tile // 2)
         if stage == "vae" and self.vae_tile > 8:
@@ -214,11 +217,15 @@ class TilingConfig:
         return None
 
 
-# Rough activation memory per latent pixel of the published-size networks in float32, measured
-# with torch.cuda.max_memory_allocated (see `bench`); scaled by width and dtype for others.
+# Rough activation memory per latent pixel of the published-size networks in float32 (from
+# torch.cuda.max_memory_allocated in `bench`); scaled by width and dtype for other networks.
 UNET_BYTES_PER_PIXEL = 12_000  # v3 UNet (model_channels 160) at one timestep
 VAE_BYTES_PER_PIXEL = 40_000  # f4 VQGAN (ch 128) decode, the hungrier direction
-CPU_TILING = TilingConfig(tile=256, overlap=16, vae_tile=128, vae_overlap=8, batch=1)
+# The VQGAN's mid-block attends over every latent pixel of a tile: its cost grows with the
+# square of the tile's area, so VQGAN tiles stay at 128 latent pixels (512 output pixels).
+MAX_VAE_TILE = 128
+MAX_UNET_TILE = 1024
+CPU_TILING = TilingConfig(tile=256, overlap=16, vae_tile=MAX_VAE_TILE, vae_overlap=8)
 
 
 def auto_tiling(
@@ -241,8 +248,9 @@ def auto_tiling(
     vae_px = VAE_BYTES_PER_PIXEL * vae_width / 128 * dtype_bytes / 4
     tile = int((budget / unet_px) ** 0.5) // size_multiple * size_multiple
     vae_tile = int((budget / vae_px) ** 0.5) // 8 * 8
-    tile = max(size_multiple, min(tile, 1024))
-    vae_tile = max(32, min(vae_tile, 512))
+    tile = max(size_multiple, min(tile, MAX_UNET_TILE))
+    vae_tile = max(32, min(vae_tile, MAX_VAE_TILE))
     # Where the caps leave memory unused, several tiles go through the networks at once.
-    batch = int(min(budget / (unet_px * tile**2), budget / (vae_px * vae_tile**2)))
-    return TilingConfig(tile=tile, overlap=16, vae_tile=vae_tile, vae_overlap=8, batch=max(1, min(batch, 8)), host="cpu")
+    batch = max(1, min(8, int(budget / (unet_px * tile**2))))
+    vae_batch = max(1, min(16, int(budget / (vae_px * vae_tile**2))))
+    return TilingConfig(tile=tile, overlap=16, vae_tile=vae_tile, vae_overlap=8, batch=batch, vae_batch=vae_batch)

@@ -76,8 +76,8 @@ def test_reflect_pad_matches_torch_where_torch_can():
 
 
 def test_tiling_config_shrinks_on_demand():
-    cfg = TilingConfig(tile=128, vae_tile=64, batch=4)
-    assert cfg.smaller("unet").batch == 2
+    cfg = TilingConfig(tile=128, vae_tile=64, batch=4, vae_batch=2)
+    assert cfg.smaller("unet").batch == 2 and cfg.smaller("vae").vae_batch == 1
     one = TilingConfig(tile=128, vae_tile=64, batch=1)
     assert one.smaller("unet").tile == 64 and one.smaller("vae").vae_tile == 32
     assert TilingConfig(tile=8, vae_tile=8).smaller("vae") is None
