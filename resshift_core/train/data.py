@@ -1,0 +1,169 @@
+"""Training data: random HR crops (or paired LR/HR crops) drawn from a folder, step by step.
+
+Every random choice of step `s` on rank `r` comes from generators seeded by (seed, s, r, stream),
+so the data a step sees depends only on the config and the step number: a resumed run sees
+exactly what an uninterrupted one would have, on any number of processes. The image order is an
+epoch permutation shared by all ranks; rank r takes its own slice of each global batch (the
+DistributedSampler scheme).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..image_io import list_images, load_image
+
+
+def stream_seed(*parts) -> int:
+    """A 63-bit seed from any tuple of ints/strings (stable across runs and machines)."""
+    digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def generator(seed: int, *parts, device="cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(stream_seed(seed, *parts))
+    return g
+
+
+def _to_uint8(path: Path) -> torch.Tensor:
+    rgb = load_image(path).rgb  # 3HW float in [0, 1]
+    return (rgb * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+class CropDataset:
+    """HR images (and optionally their LR partners) from which fixed-size random crops are drawn."""
+
+    def __init__(self, train_dir: str, gt_size: int, *, lq_dir: str = "", sf: int = 4, use_hflip: bool = True,
+                 use_rot: bool = False, cache: bool = True):
+        if not train_dir:
+            raise ValueError("data.train_dir is empty: name a folder of HR training images")
+        self.paths = list_images(train_dir, recursive=True)
+        if not self.paths:
+            raise ValueError(f"no images found under {train_dir}")
+        self.lq_paths: Optional[list[Path]] = None
+        if lq_dir:
+            by_stem = {Path(p).stem: p for p in list_images(lq_dir, recursive=True)}
+            missing = [p for p in self.paths if Path(p).stem not in by_stem]
+            if missing:
+                raise ValueError(f"{len(missing)} HR images have no LR partner in {lq_dir}, e.g. {missing[0]}")
+            self.lq_paths = [by_stem[Path(p).stem] for p in self.paths]
+        self.gt_size, self.sf = int(gt_size), int(sf)
+        if self.lq_paths is not None and self.gt_size % self.sf:
+            raise ValueError(f"gt_size {gt_size} must be a multiple of sf {sf} for paired data")
+        self.use_hflip, self.use_rot = use_hflip, use_rot
+        self.cache = cache
+        self._hr: dict[int, torch.Tensor] = {}
+        self._lq: dict[int, torch.Tensor] = {}
+        if cache:
+            for i in range(len(self.paths)):
+                self._load(i)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _load(self, i: int):
+        if i in self._hr:
+            return self._hr[i], self._lq.get(i)
+        hr = _to_uint8(self.paths[i])
+        lq = _to_uint8(self.lq_paths[i]) if self.lq_paths is not None else None
+        if self.cache:
+            self._hr[i] = hr
+            if lq is not None:
+                self._lq[i] = lq
+        return hr, lq
+
+    def indices(self, seed: int, step: int, batch: int, rank: int = 0, world: int = 1) -> list[int]:
+        """This rank's image indices at `step` (global batch = batch * world)."""
+        n = len(self)
+        out = []
+        for j in range(rank * batch, (rank + 1) * batch):
+            k = step * batch * world + j
+            epoch, pos = divmod(k, n)
+            perm = torch.randperm(n, generator=generator(seed, "epoch", epoch))
+            out.append(int(perm[pos]))
+        return out
+
+    def batch(self, seed: int, step: int, batch: int, rank: int = 0, world: int = 1):
+        """(hr, lq or None): uint8 B3HW crops for this rank at `step`."""
+        g = generator(seed, "crop", step, rank)
+        hrs, lqs = [], []
+        for i in self.indices(seed, step, batch, rank, world):
+            hr, lq = self._load(i)
+            s = self.gt_size
+            if lq is not None:
+                ls = s // self.sf
+                h, w = lq.shape[-2:]
+                hr = hr[:, : h * self.sf, : w * self.sf]
+                hr, lq = _pad_to(hr, s), _pad_to(lq, ls)
+                h, w = lq.shape[-2:]
+                y = int(torch.randint(0, h - ls + 1, (1,), generator=g))
+                x = int(torch.randint(0, w - ls + 1, (1,), generator=g))
+                lq = lq[:, y:y + ls, x:x + ls]
+                hr = hr[:, y * self.sf:(y + ls) * self.sf, x * self.sf:(x + ls) * self.sf]
+            else:
+                hr = _pad_to(hr, s)
+                h, w = hr.shape[-2:]
+                y = int(torch.randint(0, h - s + 1, (1,), generator=g))
+                x = int(torch.randint(0, w - s + 1, (1,), generator=g))
+                hr = hr[:, y:y + s, x:x + s]
+            flips = torch.rand(3, generator=g)
+            hr, lq = _augment(hr, lq, flips, self.use_hflip, self.use_rot)
+            hrs.append(hr)
+            if lq is not None:
+                lqs.append(lq)
+        return torch.stack(hrs), (torch.stack(lqs) if lqs else None)
+
+
+def _pad_to(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Reflect-pad (published crop_pad_size idea) an image smaller than the crop."""
+    h, w = img.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph == 0 and pw == 0:
+        return img
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(img[None].float(), (0, pw, 0, ph), mode=mode)[0].to(img.dtype)
+
+
+def _augment(hr, lq, r, hflip: bool, rot: bool):
+    def apply(x):
+        if x is None:
+            return None
+        if hflip and r[0] < 0.5:
+            x = x.flip(-1)
+        if rot and r[1] < 0.5:
+            x = x.flip(-2)
+        if rot and r[2] < 0.5:
+            x = x.transpose(-1, -2)
+        return x.contiguous()
+
+    return apply(hr), apply(lq)
+
+
+def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, lq, gt) float 3HW [0, 1] from val_dir/lq and val_dir/gt, matched by file stem."""
+    root = Path(val_dir)
+    lq_dir, gt_dir = root / "lq", root / "gt"
+    if not lq_dir.is_dir() or not gt_dir.is_dir():
+        raise ValueError(f"validation folder {val_dir} needs lq/ and gt/ subfolders")
+    gts = {Path(p).stem: p for p in list_images(gt_dir, recursive=False)}
+    pairs = []
+    for p in list_images(lq_dir, recursive=False):
+        stem = Path(p).stem
+        if stem not in gts:
+            continue
+        pairs.append((stem, load_image(p).rgb, load_image(gts[stem]).rgb))
+        if max_images and len(pairs) >= max_images:
+            break
+    if not pairs:
+        raise ValueError(f"no lq/gt pairs with matching names in {val_dir}")
+    return pairs
+
+
+__all__ = ["CropDataset", "load_val_pairs", "generator", "stream_seed"]
