@@ -250,6 +250,17 @@ def test_channels_last_group_norm_is_accurate_far_from_zero(dtype):
     assert (got.double() - expected).abs().max() < tol
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_group_norm_fast_path_is_within_a_few_ulp(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(1, 64, 24, 24, generator=g) + 3).to(dtype)  # means 3 spreads from zero
+    weight, bias = torch.rand(64, generator=g) + 0.5, torch.randn(64, generator=g)
+    expected = F.group_norm(x.double(), 32, weight.double(), bias.double(), 1e-6)
+    got = vqgan_blocks.group_norm(x.contiguous(memory_format=torch.channels_last), 32, weight.to(dtype), bias.to(dtype), 1e-6)
+    ulp = 2.0 ** (-7 if dtype == torch.bfloat16 else -10)  # relative spacing of the dtype
+    assert (got.double() - expected).abs().max() <= 4 * ulp * expected.abs().max()
+
+
 # -- whole model: sizes, layouts, dtypes ------------------------------------------------------------------
 def test_any_size_that_is_a_multiple_of_the_factor():
     model = _tiny("f4_embed8")
@@ -343,3 +354,14 @@ def test_autoencoder_matches_published_reference(case):
     if "autoencoder" not in json.loads((case / "manifest.json").read_text()):
         pytest.skip("no autoencoder in this case")
     check_autoencoder_reference_case(case)
+
+
+def test_gradients_flow_in_training_mode():
+    """In-place shortcuts are for inference only: with autograd on, everything stays differentiable."""
+    model = _tiny("f8_attn").train().requires_grad_(True)
+    x = _image((1, 3, 16, 16)).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = model.decode(model.encode(x), quantize=True)
+    out.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert model.encoder.down[0].block[0].norm1.weight.grad is not None
+    assert model.decoder.up[1].upsample.conv.weight.grad is not None

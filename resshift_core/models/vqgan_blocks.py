@@ -6,7 +6,8 @@ published forward up to float rounding.
 
 Speed (inference on the CPU dominates the whole restoration chain):
 * every layer works in `channels_last` without copies: the attention reads its tokens as a view
-  of the NHWC memory, and GroupNorm keeps the layout;
+  of the NHWC memory, and GroupNorm keeps the layout (with our own accurate statistics: torch's
+  channels-last GroupNorm kernel loses precision, see `_group_norm_channels_last`);
 * "nearest x2 upsample, then 3x3 conv" runs as one stride-2 transposed 4x4 conv whose taps are
   sums of the 3x3 taps: the same function with 16/36 of the multiply-adds and no 4x-sized
   intermediate;
@@ -27,8 +28,10 @@ from torch import nn
 
 GROUPS = 32
 NORM_EPS = 1e-6  # the published Normalize()
-# Elements per slice when GroupNorm sums squared deviations slice by slice (keeps them in cache).
-_MOMENT_SLICE = 1 << 18
+# Elements per slice when GroupNorm sums squared deviations slice by slice: 8 MiB in float32
+# stays in L3, and few slices keep the op count low (each op is a parallel region, costly when
+# the cores are oversubscribed).
+_MOMENT_SLICE = 1 << 21
 
 
 def _inplace_ok(t: torch.Tensor) -> bool:
@@ -43,27 +46,34 @@ def _is_channels_last(x: torch.Tensor) -> bool:
 def _channel_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(sample, channel) mean and sum of squared deviations of an NHWC tensor, in float32.
 
-    Two passes, so a large mean never cancels against the variance: the mean by torch's
-    (cascaded) sum, then the squared deviations slice by slice over rows, so the temporary
-    stays in cache instead of costing a full-size write and read.
+    Shifted sums: deviations from a rough centre (the mean of a 1/16 subsample) are summed with
+    their squares, so a large mean never cancels against the variance; the exact mean and
+    spread follow from the two sums. Slices of rows keep the float32 temporaries in cache.
     """
     n, c, h, w = x.shape
-    mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
-    sq_dev = x.new_zeros((n, c), dtype=torch.float32)
+    center = x[:, :, ::4, ::4].float().mean(dim=(2, 3), keepdim=True)
+    sum_dev = x.new_zeros((n, c), dtype=torch.float32)
+    sum_sq = x.new_zeros((n, c), dtype=torch.float32)
     rows = max(1, _MOMENT_SLICE // max(1, w * c))
     for top in range(0, h, rows):
-        dev = x[:, :, top:top + rows].float() - mean
-        sq_dev += dev.square_().sum(dim=(2, 3))
-    return mean.view(n, c), sq_dev
+        part = x[:, :, top:top + rows]
+        # Same-dtype ops only: torch's mixed bf16/fp32 elementwise kernels are ~10x slower.
+        dev = part - center if part.dtype == torch.float32 else part.float().sub_(center)
+        sum_dev += dev.sum(dim=(2, 3))
+        sum_sq += dev.square_().sum(dim=(2, 3))
+    pixels = h * w
+    mean = center.view(n, c) + sum_dev / pixels
+    return mean, sum_sq - sum_dev.square() / pixels
 
 
-def _group_norm_channels_last(x, num_groups, weight, bias, eps):
+def _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace=False):
     """GroupNorm of an NHWC tensor with float32, cancellation-free statistics.
 
     torch's CPU channels-last kernel takes the variance as E[x^2] - E[x]^2 summed naively in
     the input dtype: errors of 1e-4 at 256x256 in float32 when a group's mean is a few times its
     spread, and garbage in bfloat16. Here the per-channel moments are exact enough and combine
-    into group moments (Chan's formula); the normalisation is one x * scale + shift pass.
+    into group moments (Chan's formula); the normalisation is one x * scale + shift pass in
+    float32 (two same-dtype passes in half precision), written in place when allowed.
     """
     n, c, h, w = x.shape
     per_group = c // num_groups
@@ -77,15 +87,26 @@ def _group_norm_channels_last(x, num_groups, weight, bias, eps):
     scale = rstd * weight.float().view(1, num_groups, per_group)  # n, g, c/g
     shift = bias.float().view(1, num_groups, per_group) - mean_g * scale
     scale, shift = scale.view(n, c, 1, 1), shift.view(n, c, 1, 1)
+    if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad):
+        return torch.addcmul(shift, x.float(), scale).to(x.dtype)  # out= records no gradient
+    out = x if inplace else torch.empty_like(x)
     if x.dtype == torch.float32:
-        return torch.addcmul(shift, x, scale)
-    # Half inputs: x * scale + shift cancels for a group far from zero, so form it in float32.
-    return torch.addcmul(shift, x.float(), scale).to(x.dtype)
+        return torch.addcmul(shift, x, scale, out=out)
+    # Half dtypes: same-dtype ops only (torch's mixed bf16/fp32 kernels are ~15x slower), and no
+    # cancellation: subtract the group mean rounded to the dtype (x - centre is rounded relative
+    # to the deviation, not to the mean), fold its rounding error into the shift, then scale.
+    centre = mean_g.expand(n, num_groups, per_group).reshape(n, c, 1, 1).to(x.dtype)
+    shift = shift + centre.float() * scale  # (x - centre) * scale + shift == x * scale + old shift
+    torch.sub(x, centre, out=out)
+    return torch.addcmul(shift.to(x.dtype), out, scale.to(x.dtype), out=out)
 
 
-def group_norm(x: torch.Tensor, num_groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+def group_norm(
+    x: torch.Tensor, num_groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float, inplace: bool = False
+) -> torch.Tensor:
+    """F.group_norm, accurate in channels_last on the CPU too; `inplace` may overwrite x (CPU NHWC)."""
     if x.device.type == "cpu" and _is_channels_last(x):
-        return _group_norm_channels_last(x, num_groups, weight, bias, eps)
+        return _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace and _inplace_ok(x))
     # NCHW on the CPU (Welford) and CUDA (fp32 accumulation for half inputs) are accurate.
     return F.group_norm(x, num_groups, weight.to(x.dtype), bias.to(x.dtype), eps)
 
@@ -96,8 +117,9 @@ class GroupNorm(nn.GroupNorm):
     def __init__(self, channels: int):
         super().__init__(GROUPS, channels, eps=NORM_EPS, affine=True)
 
-    def forward(self, x: torch.Tensor, silu: bool = False) -> torch.Tensor:
-        out = group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+    def forward(self, x: torch.Tensor, silu: bool = False, inplace: bool = False) -> torch.Tensor:
+        """`inplace`: x is not needed afterwards, so its memory may be reused (saves an allocation)."""
+        out = group_norm(x, self.num_groups, self.weight, self.bias, self.eps, inplace)
         return F.silu(out, inplace=_inplace_ok(out)) if silu else out
 
 
@@ -131,7 +153,7 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(self.norm1(x, silu=True))
-        h = self.conv2(self.dropout(self.norm2(h, silu=True)))
+        h = self.conv2(self.dropout(self.norm2(h, silu=True, inplace=True)))
         skip = self.nin_shortcut(x) if self.in_channels != self.out_channels else x
         return h.add_(skip) if _inplace_ok(h) else h + skip
 
@@ -258,16 +280,17 @@ class Encoder(nn.Module):
             chain = [width_in] + [width] * blocks_per_level[i]
             self.down.append(Level(chain, dropout, attn_levels[i], "down" if i != last else None))
             width_in = width
-        self.mid = MidBlock(widths[-1], dropout)
-        self.norm_out = GroupNorm(widths[-1])
-        self.conv_out = Conv2d(widths[-1], 2 * z_channels if double_z else z_channels, 3, padding=1)
+        top = chain[-1]  # widths[-1], unless the last level has no blocks (as published)
+        self.mid = MidBlock(top, dropout)
+        self.norm_out = GroupNorm(top)
+        self.conv_out = Conv2d(top, 2 * z_channels if double_z else z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.down:
             h = level(h)
         h = self.mid(h)
-        return self.conv_out(self.norm_out(h, silu=True))
+        return self.conv_out(self.norm_out(h, silu=True, inplace=True))
 
 
 class Decoder(nn.Module):
@@ -305,4 +328,4 @@ class Decoder(nn.Module):
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
             h = level(h)
-        return self.conv_out(self.norm_out(h, silu=True))
+        return self.conv_out(self.norm_out(h, silu=True, inplace=True))
