@@ -1,0 +1,456 @@
+"""What the nodes pass between them and the three stages they run, over resshift_core.
+
+Handles (RESSHIFT_MODEL, RESSHIFT_VAE) hold a loaded network and its ModelPatcher. A latent
+(RESSHIFT_LATENT) holds tensors on the host's intermediate device and, for the networks it
+was made with, weightless "meta" skeletons: enough for the pipeline's shape bookkeeping,
+never a reference to real weights (which would keep a model alive after ComfyUI let it go).
+
+Each stage loads only the network it runs, through the host, and builds a ResShiftPipeline
+that computes where the host put that network and leaves the networks where they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from resshift_core.checkpoints.loading import LoadedModel, load_unet, load_vae
+from resshift_core.colorfix import color_fix
+from resshift_core.errors import ArchitectureError, InputError
+from resshift_core.pipeline import Prepared, ResShiftPipeline
+from resshift_core.presets import DiffusionPreset
+from resshift_core.sampler import SeededNoise, StepInfo
+from resshift_core.tiling import (
+    UNET_BYTES_PER_PIXEL, VAE_BYTES_PER_PIXEL, TilingConfig, auto_tiling, crop_padding, round_up,
+)
+
+from . import host
+
+SEED_MODULUS = 1 << 64
+
+
+# -- handles ------------------------------------------------------------------------------------
+
+
+def skeleton(loaded: LoadedModel) -> LoadedModel:
+    """The same network built on the meta device: its shapes and attributes, no weights."""
+    with torch.device("meta"):
+        model = type(loaded.model)(loaded.config)
+    return dataclasses.replace(loaded, model=model.eval().requires_grad_(False))
+
+
+@dataclass(eq=False)
+class NetworkHandle:
+    loaded: LoadedModel
+    patcher: object
+    dtype: torch.dtype
+    name: str
+    channels_last: bool = True
+    _skeleton: Optional[LoadedModel] = field(default=None, repr=False)
+
+    @property
+    def skeleton(self) -> LoadedModel:
+        if self._skeleton is None:
+            self._skeleton = skeleton(self.loaded)
+        return self._skeleton
+
+    @property
+    def config(self):
+        return self.loaded.config
+
+
+class ModelHandle(NetworkHandle):
+    """RESSHIFT_MODEL: a ResShift UNet and its diffusion preset."""
+
+    @property
+    def preset(self) -> DiffusionPreset:
+        return self.loaded.preset
+
+
+class VAEHandle(NetworkHandle):
+    """RESSHIFT_VAE: a VQGAN autoencoder."""
+
+
+def _channels_last_for(device: torch.device) -> bool:
+    return torch.device(device).type != "mps"
+
+
+def load_network(path, part: str, dtype_choice: str, preset: Optional[str], name: str, parameters_hint: int):
+    dtype = host.pick_dtype(part, dtype_choice, parameters_hint)
+    device = host.offload_device(part)
+    channels_last = _channels_last_for(host.mm().get_torch_device())
+    with host.normal_tensors():
+        if part == "unet":
+            loaded = load_unet(str(path), preset=preset, device=device, dtype=dtype)
+        else:
+            loaded = load_vae(str(path), device=device, dtype=dtype)
+        if channels_last:
+            loaded.model.to(memory_format=torch.channels_last)
+    patcher = host.make_patcher(loaded.model, part)
+    cls = ModelHandle if part == "unet" else VAEHandle
+    return cls(loaded=loaded, patcher=patcher, dtype=dtype, name=name, channels_last=channels_last)
+
+
+# -- the latent ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ResShiftLatent:
+    """RESSHIFT_LATENT: a ResShift latent batch and what the sampler and decoder need."""
+
+    samples: torch.Tensor  # the current latent: z_y after Encode, x_0 after the Sampler
+    z_y: torch.Tensor  # the encoded (upsampled) LR condition the chain starts from
+    prepared: Prepared  # the padded LR image (and mask) in [-1, 1], padding, scale factor
+    unet: LoadedModel  # skeletons of the networks it was made for
+    vae: Optional[LoadedModel]
+    preset: DiffusionPreset
+    sampled: bool = False
+    seeds: Optional[list] = None
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        return self.prepared.padding.height, self.prepared.padding.width
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.samples.shape[0])
+
+
+# -- pipelines over host-placed networks ----------------------------------------------------------
+
+
+class _Pinned:
+    """A network seen by ResShiftPipeline's constructor without being moved (the host places it)."""
+
+    def __init__(self, module):
+        object.__setattr__(self, "_module", module)
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+class HostPipeline(ResShiftPipeline):
+    """ResShiftPipeline whose out-of-memory retries free memory through the host (ComfyUI's
+    soft_empty_cache, and a reload request that makes it unload other models) on every device."""
+
+    on_out_of_memory: Optional[Callable[[], None]] = None
+
+    def _retrying(self, stage, tiling, work):
+        while True:
+            smaller = None
+            try:
+                return work(tiling)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+                if tiling is None or not host.is_oom(exc):
+                    raise
+                smaller = tiling.smaller(stage)
+                if smaller is None:
+                    raise
+            # Outside the except block, so the failed attempt's tensors can be freed first.
+            _log_retry(stage, smaller)
+            if self.on_out_of_memory is not None:
+                self.on_out_of_memory()
+            tiling = smaller
+
+
+_PLACE_KEYWORD = next((k for k in ("place_models", "move_models") if k in inspect.signature(ResShiftPipeline).parameters), None)
+
+
+def stage_pipeline(unet: LoadedModel, vae: Optional[LoadedModel], preset: DiffusionPreset, device, dtype,
+                   channels_last: bool, patcher=None, memory_required: int = 0) -> ResShiftPipeline:
+    """A pipeline computing on `device` in `dtype` that leaves both networks where they are."""
+    kwargs = dict(preset=preset, device=device, dtype=dtype, channels_last=channels_last)
+    if _PLACE_KEYWORD is not None:
+        pipe = HostPipeline(unet, vae, **kwargs, **{_PLACE_KEYWORD: False})
+    else:
+        pinned_unet = dataclasses.replace(unet, model=_Pinned(unet.model))
+        pinned_vae = None if vae is None else dataclasses.replace(vae, model=_Pinned(vae.model))
+        pipe = HostPipeline(pinned_unet, pinned_vae, **kwargs)
+        pipe.unet, pipe.vae = unet, vae
+    if patcher is not None:
+        pipe.on_out_of_memory = lambda: host.after_oom([patcher], memory_required)
+    return pipe
+
+
+def _log_retry(stage: str, smaller: TilingConfig) -> None:
+    host.log.warning("ResShift: out of memory in the %s; retrying with smaller tiles (%s)", stage,
+                     f"tile {smaller.tile}, batch {smaller.batch}" if stage == "unet"
+                     else f"VAE tile {smaller.vae_tile}, batch {smaller.vae_batch}")
+
+
+def tiling_for(pipe: ResShiftPipeline, tile: int = 0, overlap: int = 0, vae_tile: int = 0) -> TilingConfig:
+    """Tile sizes in input-image pixels (0 = automatic), automatic ones sized by the free
+    memory the host reports for the compute device."""
+    free = None if pipe.device.type == "cpu" else host.free_memory_bytes(pipe.device)
+    cfg = auto_tiling(
+        pipe.device, unet_width=pipe.unet.config.model_channels,
+        vae_width=128 if pipe.pixel_space else pipe.vae.config.ch,
+        dtype_bytes=torch.finfo(pipe.dtype).bits // 8, size_multiple=pipe.unet.model.size_multiple,
+        free_bytes=free,
+    )
+    changes = {}
+    if tile:
+        changes["tile"] = pipe.lr_to_latent(tile)
+    if overlap:
+        changes["overlap"] = pipe.lr_to_latent(overlap)
+    if vae_tile:
+        changes["vae_tile"] = pipe.lr_to_latent(vae_tile)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _activation_bytes(pipe: ResShiftPipeline, stage: str, latent_pixels: int, tiling: TilingConfig) -> int:
+    """Roughly what one network call needs beyond its weights (for the host's room-making)."""
+    scale = torch.finfo(pipe.dtype).bits / 32
+    if stage == "unet":
+        per_px = UNET_BYTES_PER_PIXEL * pipe.unet.config.model_channels / 160
+        pixels = min(latent_pixels, tiling.tile**2 * tiling.batch)
+    else:
+        per_px = VAE_BYTES_PER_PIXEL * (pipe.vae.config.ch if pipe.vae is not None else 128) / 128
+        pixels = min(latent_pixels, tiling.vae_tile**2 * tiling.vae_batch)
+    return int(per_px * scale * pixels)
+
+
+def run_with_oom_retry(stage: str, tiling: TilingConfig, patcher, memory_required: int,
+                       work: Callable[[TilingConfig], torch.Tensor]) -> torch.Tensor:
+    """`work(tiling)`; on an accelerator out-of-memory error, free memory through the host and
+    retry with smaller tiles (halving), until they cannot shrink further."""
+    while True:
+        smaller = None
+        try:
+            return work(tiling)
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+            if not host.is_oom(exc):
+                raise
+            smaller = tiling.smaller(stage)
+            if smaller is None:
+                raise
+        _log_retry(stage, smaller)
+        host.after_oom([patcher] if patcher is not None else [], memory_required)
+        tiling = smaller
+
+
+# -- image conversion ---------------------------------------------------------------------------
+
+
+def image_to_nchw(image: torch.Tensor) -> torch.Tensor:
+    """ComfyUI IMAGE (B x H x W x C in [0, 1]) -> B x 3 x H x W float32 (alpha dropped, grey tripled)."""
+    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4):
+        raise InputError(f"expected an IMAGE batch (B x H x W x C), got {getattr(image, 'shape', type(image))}")
+    if image.ndim == 3:
+        image = image[None]
+    channels = image.shape[-1]
+    if channels == 4:
+        image = image[..., :3]
+    elif channels == 1:
+        image = image.expand(*image.shape[:-1], 3)
+    elif channels != 3:
+        raise InputError(f"an IMAGE has 1, 3 or 4 channels, this one has {channels}")
+    return image.movedim(-1, 1).float().clamp(0, 1).contiguous()
+
+
+def nchw_to_image(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(1, -1).to(host.intermediate_device(), torch.float32).contiguous()
+
+
+def mask_for(mask: Optional[torch.Tensor], images: torch.Tensor) -> Optional[torch.Tensor]:
+    """ComfyUI MASK (B x H x W or H x W, 1 = fill in) -> B x 1 x H x W binary, at the images' size."""
+    if mask is None:
+        return None
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim == 4 and mask.shape[1] == 1:
+        mask = mask[:, 0]
+    if mask.ndim != 3:
+        raise InputError(f"expected a MASK (B x H x W), got shape {tuple(mask.shape)}")
+    mask = mask[:, None].float()
+    if mask.shape[-2:] != images.shape[-2:]:
+        mask = F.interpolate(mask, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    if mask.shape[0] != images.shape[0]:
+        if mask.shape[0] != 1:
+            raise InputError(f"{mask.shape[0]} masks for {images.shape[0]} images: give one mask, or one per image")
+        mask = mask.expand(images.shape[0], -1, -1, -1)
+    return (mask > 0.5).float()
+
+
+def seeds_for(seed: int, batch: int) -> list[int]:
+    """Image i of a batch gets seed + i, so it comes out as it would alone with that seed."""
+    return [(int(seed) + i) % SEED_MODULUS for i in range(batch)]
+
+
+def _to_host(prepared: Prepared) -> Prepared:
+    device = host.intermediate_device()
+    return dataclasses.replace(
+        prepared, lq=prepared.lq.to(device),
+        mask=None if prepared.mask is None else prepared.mask.to(device),
+    )
+
+
+# -- the stages ---------------------------------------------------------------------------------
+
+
+def check_pair(model: ModelHandle, vae: Optional[VAEHandle]) -> None:
+    if vae is None and model.preset.latent:
+        raise ArchitectureError(
+            f"{model.name} works in a VQGAN latent space: connect a Load ResShift VAE node "
+            "(autoencoder_vq_f4 for most models, ffhq512_vq_f8_dim8_face for face restoration)."
+        )
+
+
+def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, mask: Optional[torch.Tensor] = None,
+           vae_tile: int = 0) -> ResShiftLatent:
+    check_pair(model, vae)
+    images = image_to_nchw(image)
+    masks = mask_for(mask, images)
+    host.check_interrupt()
+    if vae is None:  # pixel space: the "encoding" is the bicubic upsampling, no network
+        pipe = stage_pipeline(model.skeleton, None, model.preset, host.intermediate_device(), torch.float32, False)
+        prepared = pipe.prepare(images, masks)
+        z_y = pipe.encode(prepared)
+    else:
+        pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, vae.patcher.load_device, vae.dtype,
+                              vae.channels_last)
+        multiple = pipe.lr_multiple
+        height, width = (round_up(n, multiple) for n in images.shape[-2:])
+        pixels = images.shape[0] * pipe.lr_to_latent(height) * pipe.lr_to_latent(width)
+        memory = _activation_bytes(pipe, "vae", pixels, tiling_for(pipe, vae_tile=vae_tile))
+        device = host.load(vae.patcher, memory)
+        pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, device, vae.dtype, vae.channels_last,
+                              vae.patcher, memory)
+        prepared = pipe.prepare(images, masks)
+        z_y = run_with_oom_retry("vae", tiling_for(pipe, vae_tile=vae_tile), vae.patcher, memory,
+                                 lambda tc: pipe.encode(prepared, tc))
+    out = host.intermediate_device()
+    return ResShiftLatent(
+        samples=z_y.to(out), z_y=z_y.to(out), prepared=_to_host(prepared), unet=model.skeleton,
+        vae=None if vae is None else vae.skeleton, preset=model.preset,
+    )
+
+
+def _check_latent_for_model(model: ModelHandle, latent: ResShiftLatent) -> None:
+    if not isinstance(latent, ResShiftLatent):
+        raise InputError("expected a RESSHIFT_LATENT from ResShift Encode")
+    if latent.unet.config != model.config:
+        raise InputError(
+            f"this latent was encoded for a differently built model than {model.name}; "
+            "connect the same Load ResShift Model node to ResShift Encode and ResShift Sampler."
+        )
+    if latent.preset.sf != model.preset.sf or latent.preset.scale_factor != model.preset.scale_factor:
+        raise InputError(
+            f"this latent was encoded with preset {latent.preset.name} (x{latent.preset.sf}) but the model "
+            f"uses {model.preset.name} (x{model.preset.sf}); use the same model (and preset) in Encode and Sampler."
+        )
+
+
+def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0, tile: int = 0, overlap: int = 0,
+           progress: Optional[Callable[[StepInfo], None]] = None) -> ResShiftLatent:
+    _check_latent_for_model(model, latent)
+    preset = model.preset
+    trained = preset.steps
+    if steps and not 1 <= steps <= trained:
+        raise InputError(f"{model.name} was trained with {trained} steps: choose 1 to {trained} steps (0 = {trained})")
+    seeds = seeds_for(seed, latent.batch_size)
+    host.check_interrupt()
+    pipe = stage_pipeline(model.loaded, latent.vae, preset, model.patcher.load_device, model.dtype, model.channels_last)
+    probe = tiling_for(pipe, tile, overlap)
+    memory = _activation_bytes(pipe, "unet", int(latent.z_y.shape[-2] * latent.z_y.shape[-1]) * latent.batch_size, probe)
+    device = host.load(model.patcher, memory)
+    pipe = stage_pipeline(model.loaded, latent.vae, preset, device, model.dtype, model.channels_last,
+                          model.patcher, memory)
+    tiling = tiling_for(pipe, tile, overlap)
+    z_y = latent.z_y
+    prepared = latent.prepared
+
+    def callback(info: StepInfo) -> None:
+        host.check_interrupt()
+        if progress is not None:
+            progress(info)
+
+    def work(tc: TilingConfig) -> torch.Tensor:
+        # a retry starts the chain again with fresh noise from the same seeds: same result
+        return pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps or None, callback=callback, tiling=tc)
+
+    z0 = run_with_oom_retry("unet", tiling, model.patcher, memory, work)
+    return dataclasses.replace(latent, samples=z0.to(host.intermediate_device()), sampled=True, seeds=seeds)
+
+
+def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, fix: str = "none") -> torch.Tensor:
+    """The latent's images at exactly sf x the input size, B x H x W x 3 in [0, 1]."""
+    if not isinstance(latent, ResShiftLatent):
+        raise InputError("expected a RESSHIFT_LATENT from ResShift Encode or ResShift Sampler")
+    if (vae is None) != (latent.vae is None):
+        raise ArchitectureError(
+            "this latent was made without a VAE (a pixel-space model): leave the VAE unconnected"
+            if latent.vae is None else
+            "this latent is in a VQGAN latent space: connect the Load ResShift VAE used for ResShift Encode"
+        )
+    if vae is not None and (vae.config.latent_channels != latent.vae.config.latent_channels
+                            or vae.config.downsample_factor != latent.vae.config.downsample_factor):
+        raise ArchitectureError(
+            f"{vae.name} makes {vae.config.latent_channels}-channel latents at 1/{vae.config.downsample_factor} "
+            f"size, but this latent has {latent.vae.config.latent_channels} channels at "
+            f"1/{latent.vae.config.downsample_factor}: decode with the VAE used to encode."
+        )
+    host.check_interrupt()
+    prepared = latent.prepared
+    if vae is None:
+        device = torch.device(host.intermediate_device())
+        pipe = stage_pipeline(latent.unet, None, latent.preset, device, torch.float32, False)
+        decoded = pipe.decode_raw(latent.samples, prepared)
+    else:
+        pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, vae.patcher.load_device, vae.dtype, vae.channels_last)
+        probe = tiling_for(pipe, vae_tile=vae_tile)
+        z = latent.samples
+        memory = _activation_bytes(pipe, "vae", int(z.shape[-2] * z.shape[-1]) * z.shape[0], probe)
+        device = host.load(vae.patcher, memory)
+        pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, device, vae.dtype, vae.channels_last,
+                              vae.patcher, memory)
+        tiling = tiling_for(pipe, vae_tile=vae_tile)
+        decoded = run_with_oom_retry("vae", tiling, vae.patcher, memory,
+                                     lambda tc: pipe.decode_raw(latent.samples, prepared, tc))
+    decoded = decoded.to(host.intermediate_device())
+    if fix == "none":
+        images = pipe.to_image(decoded, prepared)
+    else:
+        restored = pipe.to_image(decoded, prepared, paste_known=False)
+        reference = crop_padding((prepared.lq.to(restored.device) + 1) / 2, prepared.padding)
+        fixed = color_fix(restored, reference, fix)
+        images = pipe.to_image(fixed * 2 - 1, prepared)  # pastes the known pixels back (inpainting)
+    h, w = latent.original_size
+    expected = (latent.preset.sf * h, latent.preset.sf * w)
+    if tuple(images.shape[-2:]) != expected:
+        raise RuntimeError(f"internal error: decoded {tuple(images.shape[-2:])}, expected {expected}")
+    return nchw_to_image(images)
+
+
+def upscale(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, seed: int, steps: int = 0,
+            tile: int = 0, overlap: int = 0, vae_tile: int = 0, fix: str = "none",
+            mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Encode, sample and decode in one go, with one progress bar (encode + steps + decode)."""
+    total = (steps or model.preset.steps) + 2
+    bar = host.progress_bar(total)
+    latent = encode(model, vae, image, mask, vae_tile)
+    bar.update_absolute(1, total)
+    latent = sample(model, latent, seed, steps, tile, overlap,
+                    progress=lambda info: bar.update_absolute(info.index + 2, total))
+    out = decode(vae, latent, vae_tile, fix)
+    bar.update_absolute(total, total)
+    return out
+
+
+def step_progress(total: int) -> Callable[[StepInfo], None]:
+    bar = host.progress_bar(total)
+    return lambda info: bar.update_absolute(info.index + 1, info.total)
+
+
+__all__ = [
+    "ModelHandle", "VAEHandle", "ResShiftLatent", "load_network", "encode", "sample", "decode", "upscale",
+    "image_to_nchw", "nchw_to_image", "mask_for", "seeds_for", "stage_pipeline", "tiling_for", "step_progress",
+]

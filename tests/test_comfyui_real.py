@@ -1,0 +1,160 @@
+"""The pack in a real ComfyUI server, when COMFYUI_PATH names a ComfyUI checkout (else skipped).
+
+    COMFYUI_PATH=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/its/venv/bin/python pytest tests/test_comfyui_real.py
+
+The server runs on 127.0.0.1 (a free port, --cpu) with a temporary --base-directory whose
+custom_nodes/ holds a link to this repository; the tiny checkpoints sit in a folder that only an
+--extra-model-paths-config file names, so the test also shows extra_model_paths.yaml reaching
+models/resshift. It checks /object_info, the pack's templates, and queues every API workflow
+through /prompt, waiting for each in /history. Nothing in the checkout is changed.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fake_comfy import REPO, WORKFLOWS, install_tiny, load_json, tiny_cache, write_test_image  # noqa: F401
+
+COMFY = os.environ.get("COMFYUI_PATH")
+pytestmark = pytest.mark.skipif(
+    not COMFY or not (Path(COMFY) / "main.py").is_file(),
+    reason="set COMFYUI_PATH to a ComfyUI checkout (and COMFYUI_PYTHON to its Python) to test in a real server",
+)
+
+PACK = "comfyui-resshift"
+NODE_IDS = {"ResShiftModelLoader", "ResShiftVAELoader", "ResShiftEncode", "ResShiftSampler", "ResShiftDecode",
+            "ResShiftUpscale", "ResShiftColorFix"}
+INPUT_SIZE = (24, 20)
+HOLE = (6, 14, 5, 12)
+SCALE = {"resshift_realsr_x4": 4, "resshift_upscale_one_node": 4, "resshift_bicubic_x4": 4,
+         "resshift_inpainting": 1, "resshift_face_restoration": 1}
+START_TIMEOUT_S = float(os.environ.get("COMFYUI_START_TIMEOUT", 300))
+RUN_TIMEOUT_S = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def post(url: str, data: dict, timeout: float = 30):
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"POST {url} answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_cache):
+    base = tmp_path_factory.mktemp("comfyui_base")
+    (base / "custom_nodes").mkdir()
+    os.symlink(REPO, base / "custom_nodes" / PACK)
+    install_tiny(base / "extra_models", tiny_cache)
+    config = base / "extra_model_paths.yaml"
+    config.write_text(f"resshift_test:\n    base_path: {base}\n    resshift: extra_models\n", encoding="utf-8")
+    (base / "input").mkdir()
+    write_test_image(base / "input" / "example.png", INPUT_SIZE, hole=HOLE)
+    port = free_port()
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    cmd = [python, "main.py", "--cpu", "--base-directory", str(base), "--extra-model-paths-config", str(config),
+           "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+           "--database-url", "sqlite:///:memory:"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RESSHIFT_MODELS_DIR")}
+    env.update(RESSHIFT_OFFLINE="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    log_path = base / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=COMFY, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def log_tail() -> str:
+        log.flush()
+        return log_path.read_text(errors="replace")[-6000:]
+
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ComfyUI exited with {proc.returncode} while starting:\n{log_tail()}")
+            try:
+                get(f"{url}/system_stats", timeout=5)
+                break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"ComfyUI did not answer within {START_TIMEOUT_S:.0f} s:\n{log_tail()}")
+                time.sleep(1)
+        yield {"url": url, "base": base, "log": log_tail}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_pack_imports_and_nodes_are_listed(server):
+    info = get(f"{server['url']}/object_info", timeout=60)
+    missing = NODE_IDS - set(info)
+    assert not missing, f"nodes not registered: {missing}\n{server['log']()}"
+    assert "IMPORT FAILED" not in server["log"]()
+    loader = info["ResShiftModelLoader"]
+    assert loader["category"].startswith("ResShift") and loader["display_name"] == "Load ResShift Model"
+    choices = loader["input"]["required"]["model_name"][0]
+    assert "resshift_realsrx4_s4_v3.safetensors" in choices  # found through extra_model_paths
+    assert "resshift_realsrx4_s4_v3.pth" in choices  # and the published name
+    sampler = info["ResShiftSampler"]["input"]["required"]
+    assert sampler["seed"][1]["control_after_generate"] is True
+    assert list(info["ResShiftSampler"]["input_order"]["required"]) == [
+        "model", "latent", "seed", "steps", "tile_size", "tile_overlap"]
+    assert info["ResShiftDecode"]["output"] == ["IMAGE"]
+
+
+def test_templates_are_listed(server):
+    templates = get(f"{server['url']}/workflow_templates")
+    assert sorted(templates.get(PACK, [])) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", sorted(SCALE))
+def test_api_workflow_runs_in_the_server(server, name):
+    prompt = load_json(WORKFLOWS / "api" / f"{name}.json")
+    answer = post(f"{server['url']}/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
+    assert not answer.get("node_errors"), answer
+    prompt_id = answer["prompt_id"]
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        history = get(f"{server['url']}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+            entry = history[prompt_id]
+            if entry["status"]["status_str"] == "success" or entry["outputs"]:
+                break
+            pytest.fail(f"{name} failed: {json.dumps(entry['status'], indent=1)}\n{server['log']()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not finish in {RUN_TIMEOUT_S} s\n{server['log']()}")
+        time.sleep(0.5)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    save_id = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+    images = entry["outputs"][save_id]["images"]
+    assert len(images) == 1
+    path = server["base"] / "output" / images[0]["subfolder"] / images[0]["filename"]
+    sf = SCALE[name]
+    with Image.open(path) as img:
+        assert img.size == (INPUT_SIZE[0] * sf, INPUT_SIZE[1] * sf)

@@ -1,0 +1,182 @@
+"""The shared workflows: every editor (UI) workflow loads with no missing node and its widget
+values in the order the nodes declare them, its API form says the same, a thumbnail sits
+beside it, and every API workflow runs (on tiny checkpoints under the published names)."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from fake_comfy import (  # noqa: F401 - fixtures
+    CONTROL_VALUES, FRONTEND_NODES, WORKFLOWS, check_value, comfy, declared_inputs, execute_prompt, install_tiny,
+    is_widget, load_json, make_core_nodes, tiny_cache, validate_node_input, validate_prompt, widget_slots,
+    write_test_image,
+)
+
+UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
+API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
+EXPECTED = {"resshift_realsr_x4", "resshift_upscale_one_node", "resshift_bicubic_x4", "resshift_inpainting",
+            "resshift_face_restoration"}
+HOLE = (6, 14, 5, 12)  # transparent rows/cols of the test example.png: the inpainting mask
+INPUT_SIZE = (24, 20)  # width, height
+SCALE = {"resshift_realsr_x4": 4, "resshift_upscale_one_node": 4, "resshift_bicubic_x4": 4,
+         "resshift_inpainting": 1, "resshift_face_restoration": 1}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def host(comfy, tiny_cache):
+    install_tiny(comfy.models_dir, tiny_cache)
+    image = write_test_image(comfy.input_dir / "example.png", INPUT_SIZE, hole=HOLE)
+    classes = {**make_core_nodes(comfy.folder_paths), **comfy.nodes}
+    return comfy, classes, image
+
+
+def test_one_workflow_per_task_in_both_forms_with_thumbnails():
+    assert {p.stem for p in UI_WORKFLOWS} == EXPECTED
+    assert {p.stem for p in API_WORKFLOWS} == EXPECTED
+    for path in UI_WORKFLOWS:
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file(), f"{path.name} has no thumbnail"
+        with Image.open(thumb) as img:
+            assert img.format == "JPEG" and 200 <= img.width <= 1024 and img.height >= 100
+        assert thumb.stat().st_size < 100_000
+
+
+def ui_to_api(ui: dict, classes: dict) -> dict:
+    """What the editor's 'Export (API)' makes of a UI workflow (link inputs by slot name, widget
+    values by the declared widget order, the editor-only values dropped)."""
+    links = {link[0]: link for link in ui["links"]}
+    prompt = {}
+    for node in ui["nodes"]:
+        if node["type"] in FRONTEND_NODES or node.get("mode", 0) != 0:
+            continue
+        inputs = {}
+        values = iter(node.get("widgets_values", []))
+        for name, _, _ in widget_slots(classes[node["type"]]):
+            value = next(values)
+            if ":" not in name and name != "upload":
+                inputs[name] = value
+        for entry in node.get("inputs", []):
+            if entry.get("link") is not None:
+                _, origin, origin_slot, _, _, _ = links[entry["link"]]
+                inputs[entry["name"]] = [str(origin), origin_slot]
+        prompt[str(node["id"])] = {"inputs": inputs, "class_type": node["type"]}
+    return prompt
+
+
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=lambda p: p.stem)
+def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
+    comfy, classes, _ = host
+    ui = load_json(path)
+    assert ui["version"] == 0.4 and ui["last_node_id"] >= max(n["id"] for n in ui["nodes"])
+    assert ui["last_link_id"] >= max((link[0] for link in ui["links"]), default=0)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    assert len(nodes) == len(ui["nodes"])
+    for node in ui["nodes"]:
+        kind = node["type"]
+        assert kind in classes or kind in FRONTEND_NODES, f"missing node type {kind}"
+        assert {"id", "type", "pos", "size", "flags", "order", "mode", "properties"} <= set(node)
+        if kind in FRONTEND_NODES:
+            assert isinstance(node["widgets_values"][0], str)
+            continue
+        slots = widget_slots(classes[kind])
+        values = node.get("widgets_values", [])
+        assert len(values) == len(slots), f"{kind}: {len(values)} widget values for {[s[0] for s in slots]}"
+        for (name, input_type, options), value in zip(slots, values):
+            problem = check_value(input_type, options, value)
+            assert problem is None, f"{path.name}: {kind}.{name}: {problem}"
+        # link inputs: the node's non-widget inputs, in declared order, types as declared
+        declared = [(n, t) for n, t, _, _ in declared_inputs(classes[kind]) if not is_widget(t)]
+        listed = [(i["name"], i["type"]) for i in node.get("inputs", []) if "widget" not in i]
+        assert listed == declared[: len(listed)] and {n for n, _ in declared} >= {n for n, _ in listed}
+        required = {n for n, t, _, c in declared_inputs(classes[kind]) if c == "required" and not is_widget(t)}
+        connected = {i["name"] for i in node.get("inputs", []) if i.get("link") is not None}
+        assert required <= connected, f"{kind}: required inputs {required - connected} are not connected"
+        for slot, out in enumerate(node.get("outputs", [])):
+            assert out["type"] == classes[kind].RETURN_TYPES[slot]
+    for link_id, origin, origin_slot, target, target_slot, kind in ui["links"]:
+        src, dst = nodes[origin], nodes[target]
+        assert link_id in src["outputs"][origin_slot]["links"]
+        assert dst["inputs"][target_slot]["link"] == link_id
+        assert classes[src["type"]].RETURN_TYPES[origin_slot] == kind
+        assert validate_node_input(kind, dst["inputs"][target_slot]["type"])
+    api = load_json(WORKFLOWS / "api" / path.name)
+    assert ui_to_api(ui, classes) == {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in api.items()}
+
+
+def test_seed_controls_are_fixed_so_templates_reproduce():
+    for path in UI_WORKFLOWS:
+        for node in load_json(path)["nodes"]:
+            if node["type"] in ("ResShiftSampler", "ResShiftUpscale"):
+                assert node["widgets_values"][1] == "fixed" and node["widgets_values"][1] in CONTROL_VALUES
+
+
+def test_build_script_reproduces_the_files():
+    spec = importlib.util.spec_from_file_location("resshift_workflows_build", WORKFLOWS / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(build)
+    finally:
+        del sys.modules[spec.name]
+    for workflow in build.WORKFLOWS:
+        assert load_json(WORKFLOWS / f"{workflow.name}.json") == json.loads(json.dumps(build.ui(workflow)))
+        assert load_json(WORKFLOWS / "api" / f"{workflow.name}.json") == json.loads(json.dumps(build.api(workflow)))
+
+
+@pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
+def test_api_workflow_runs(host, path):
+    comfy, classes, image = host
+    prompt = load_json(path)
+    validate_prompt(prompt, classes)
+    results = execute_prompt(prompt, classes)
+    saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
+    assert len(saved) == 1
+    (out,) = results[saved[0]]
+    sf = SCALE[path.stem]
+    width, height = INPUT_SIZE
+    assert out.shape == (1, height * sf, width * sf, 3)
+    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1 and torch.isfinite(out).all()
+    files = sorted(p for p in (comfy.base / "output").iterdir())
+    assert len(files) == 1
+    with Image.open(files[0]) as img:
+        assert img.size == (width * sf, height * sf)
+    if path.stem == "resshift_inpainting":
+        y0, y1, x0, x1 = HOLE
+        keep = torch.ones(height, width, dtype=torch.bool)
+        keep[y0:y1, x0:x1] = False
+        torch.testing.assert_close(out[0][keep], image[0][keep], atol=1e-6, rtol=0)
+        assert not torch.allclose(out[0][~keep], image[0][~keep], atol=1e-3)
+    # every node of ours ran with progress, and the chain left nothing half-loaded
+    assert comfy.progress and comfy.progress[-1][0] == comfy.progress[-1][1]
+    assert comfy.mm.current_loaded_models
+    for loaded in comfy.mm.current_loaded_models:
+        assert loaded.model.fully_loaded()
+
+
+def test_executor_rejects_what_comfyui_rejects(host):
+    comfy, classes, _ = host
+    prompt = load_json(WORKFLOWS / "api" / "resshift_realsr_x4.json")
+    broken = json.loads(json.dumps(prompt))
+    broken["5"]["inputs"]["steps"] = -1
+    with pytest.raises(Exception, match="smaller than min"):
+        validate_prompt(broken, classes)
+    broken = json.loads(json.dumps(prompt))
+    broken["1"]["inputs"]["model_name"] = "no_such_model.pth"
+    with pytest.raises(Exception, match="no_such_model"):
+        validate_prompt(broken, classes)
+    broken = json.loads(json.dumps(prompt))
+    broken["6"]["inputs"]["latent"] = ["2", 0]  # a VAE into a latent input
+    with pytest.raises(Exception, match="RESSHIFT_VAE cannot connect"):
+        validate_prompt(broken, classes)

@@ -1,0 +1,283 @@
+"""Writes the example workflows: the editor (UI) form `workflows/<name>.json`, its API form
+`workflows/api/<name>.json` and a thumbnail `workflows/<name>.jpg` (the node chain, drawn).
+
+    python workflows/build.py
+
+One description per workflow below makes all three, so they cannot drift apart;
+tests/test_workflows.py checks them against the nodes' declared inputs and runs the API forms.
+The input image is ComfyUI's own input/example.png, so every template runs as installed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Node types: (link inputs in declared order, outputs, widget names in declared order).
+# Widgets marked "+control" get the editor's control_after_generate value after them; an
+# image_upload combo gets the upload button's value ("image").
+NODE_TYPES = {
+    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")], ["image", "+upload"]),
+    "SaveImage": ([("images", "IMAGE")], [], ["filename_prefix"]),
+    "PreviewImage": ([("images", "IMAGE")], [], []),
+    "ResShiftModelLoader": ([], [("model", "RESSHIFT_MODEL")], ["model_name", "preset", "dtype"]),
+    "ResShiftVAELoader": ([], [("vae", "RESSHIFT_VAE")], ["vae_name", "dtype"]),
+    "ResShiftEncode": ([("model", "RESSHIFT_MODEL"), ("image", "IMAGE"), ("vae", "RESSHIFT_VAE"), ("mask", "MASK")],
+                       [("latent", "RESSHIFT_LATENT")], ["vae_tile_size"]),
+    "ResShiftSampler": ([("model", "RESSHIFT_MODEL"), ("latent", "RESSHIFT_LATENT")], [("latent", "RESSHIFT_LATENT")],
+                        ["seed", "+control", "steps", "tile_size", "tile_overlap"]),
+    "ResShiftDecode": ([("latent", "RESSHIFT_LATENT"), ("vae", "RESSHIFT_VAE")], [("image", "IMAGE")],
+                       ["vae_tile_size", "color_fix"]),
+    "ResShiftUpscale": ([("model", "RESSHIFT_MODEL"), ("image", "IMAGE"), ("vae", "RESSHIFT_VAE"), ("mask", "MASK")],
+                        [("image", "IMAGE")],
+                        ["seed", "+control", "steps", "tile_size", "tile_overlap", "vae_tile_size", "color_fix"]),
+    "ResShiftColorFix": ([("image", "IMAGE"), ("reference", "IMAGE")], [("image", "IMAGE")], ["method"]),
+    "Note": ([], [], ["text"]),
+}
+FRONTEND_ONLY = {"Note"}
+DISPLAY = {
+    "LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+    "ResShiftModelLoader": "Load ResShift Model", "ResShiftVAELoader": "Load ResShift VAE",
+    "ResShiftEncode": "ResShift Encode", "ResShiftSampler": "ResShift Sampler", "ResShiftDecode": "ResShift Decode",
+    "ResShiftUpscale": "ResShift Upscale", "ResShiftColorFix": "ResShift Color Fix", "Note": "Note",
+}
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    widgets: dict = field(default_factory=dict)  # widget name -> value (controls: "seed+control")
+    links: dict = field(default_factory=dict)  # input name -> (node id, output slot)
+    size: tuple[int, int] = (320, 130)
+
+
+@dataclass
+class Workflow:
+    name: str
+    title: str
+    nodes: list[Node]
+
+
+SEED = 42
+
+
+def loaders(model: str, vae: str, y: int = 80) -> list[Node]:
+    return [
+        Node(1, "ResShiftModelLoader", (40, y), {"model_name": model, "preset": "auto", "dtype": "auto"}, size=(340, 110)),
+        Node(2, "ResShiftVAELoader", (40, y + 150), {"vae_name": vae, "dtype": "auto"}, size=(340, 90)),
+        Node(3, "LoadImage", (40, y + 280), {"image": "example.png", "+upload": "image"}, size=(340, 330)),
+    ]
+
+
+def modular(name, title, model, vae, prefix, mask=False, note=None) -> Workflow:
+    nodes = loaders(model, vae) + [
+        Node(4, "ResShiftEncode", (440, 200), {"vae_tile_size": 0},
+             {"model": (1, 0), "image": (3, 0), "vae": (2, 0), **({"mask": (3, 1)} if mask else {})}, size=(300, 130)),
+        Node(5, "ResShiftSampler", (800, 200), {"seed": SEED, "seed+control": "fixed", "steps": 0, "tile_size": 0,
+                                                "tile_overlap": 0},
+             {"model": (1, 0), "latent": (4, 0)}, size=(300, 200)),
+        Node(6, "ResShiftDecode", (1160, 200), {"vae_tile_size": 0, "color_fix": "none"},
+             {"latent": (5, 0), "vae": (2, 0)}, size=(300, 120)),
+        Node(7, "SaveImage", (1520, 200), {"filename_prefix": prefix}, {"images": (6, 0)}, size=(400, 420)),
+    ]
+    if note:
+        nodes.append(Node(8, "Note", (440, 460), {"text": note}, size=(660, 160)))
+    return Workflow(name, title, nodes)
+
+
+def one_node(name, title, model, vae, prefix, color_fix="none", extra_fix=None, note=None) -> Workflow:
+    nodes = loaders(model, vae) + [
+        Node(4, "ResShiftUpscale", (440, 200), {"seed": SEED, "seed+control": "fixed", "steps": 0, "tile_size": 0,
+                                                "tile_overlap": 0, "vae_tile_size": 0, "color_fix": color_fix},
+             {"model": (1, 0), "image": (3, 0), "vae": (2, 0)}, size=(320, 290)),
+    ]
+    source = (4, 0)
+    if extra_fix:
+        nodes.append(Node(6, "ResShiftColorFix", (820, 200), {"method": extra_fix},
+                          {"image": (4, 0), "reference": (3, 0)}, size=(300, 100)))
+        source = (6, 0)
+    nodes.append(Node(5, "SaveImage", (1180 if extra_fix else 820, 200), {"filename_prefix": prefix},
+                      {"images": source}, size=(400, 420)))
+    if note:
+        nodes.append(Node(7, "Note", (440, 560), {"text": note}, size=(640, 140)))
+    return Workflow(name, title, nodes)
+
+
+DOWNLOAD_NOTE = ("Models not in ComfyUI/models/resshift are downloaded there on first run from the ResShift "
+                 "release (github.com/zsyOAOA/ResShift, S-Lab License 1.0: non-commercial use). ")
+
+WORKFLOWS = [
+    modular("resshift_realsr_x4", "Real-world x4 (modular)", "resshift_realsrx4_s4_v3.pth", "autoencoder_vq_f4.pth",
+            "ResShift/realsr_x4",
+            note=DOWNLOAD_NOTE + "Encode -> Sampler -> Decode: 4 steps, each image of a batch with seed + its index. "
+                 "Large images are tiled automatically; set tile sizes to use less memory."),
+    one_node("resshift_upscale_one_node", "Real-world x4 (one node)", "resshift_realsrx4_s4_v3.pth",
+             "autoencoder_vq_f4.pth", "ResShift/upscale",
+             note=DOWNLOAD_NOTE + "ResShift Upscale runs encode, sampling and decode in one node; color_fix "
+                  "(wavelet/adain) corrects colour drift against the input."),
+    one_node("resshift_bicubic_x4", "Bicubic x4", "resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth",
+             "ResShift/bicubic_x4",
+             note=DOWNLOAD_NOTE + "This model undoes plain bicubic x4 downscaling (no noise, blur or JPEG): use it "
+                  "for clean small images, the real-world model for everything else."),
+    modular("resshift_inpainting", "Inpainting with a mask", "resshift_inpainting_imagenet_s4.pth",
+            "autoencoder_vq_f4.pth", "ResShift/inpainting", mask=True,
+            note=DOWNLOAD_NOTE + "Right-click the Load Image node -> Open in MaskEditor and paint the area to fill in "
+                 "(the mask is the image's alpha). Known pixels are kept. For faces use "
+                 "resshift_inpainting_face_s4 with celeba256_vq_f4_dim3_face."),
+    one_node("resshift_face_restoration", "Face restoration", "resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth",
+             "ResShift/face", extra_fix="wavelet",
+             note=DOWNLOAD_NOTE + "Blind face restoration of aligned 512x512 face crops (same size out). "
+                  "ResShift Color Fix (wavelet) keeps the input's colours."),
+]
+
+
+# -- the two formats ----------------------------------------------------------------------------------
+
+
+def widget_values(node: Node) -> list:
+    values = []
+    for w in NODE_TYPES[node.type][2]:
+        if w == "+control":
+            values.append(node.widgets["seed+control"])
+        else:
+            values.append(node.widgets[w])
+    return values
+
+
+def order(nodes: list[Node]) -> dict[int, int]:
+    done: dict[int, int] = {}
+    by_id = {n.id: n for n in nodes}
+
+    def visit(n: Node):
+        if n.id in done:
+            return
+        for src, _ in n.links.values():
+            visit(by_id[src])
+        done[n.id] = len(done)
+
+    for n in nodes:
+        visit(n)
+    return done
+
+
+def ui(workflow: Workflow) -> dict:
+    links = []
+    outputs: dict[tuple[int, int], list[int]] = {}
+    inputs: dict[int, list[dict]] = {}
+    for node in workflow.nodes:
+        node_inputs = []
+        for slot, (name, kind) in enumerate(NODE_TYPES[node.type][0]):
+            link_id = None
+            if name in node.links:
+                src, src_slot = node.links[name]
+                link_id = len(links) + 1
+                links.append([link_id, src, src_slot, node.id, slot, kind])
+                outputs.setdefault((src, src_slot), []).append(link_id)
+            node_inputs.append({"name": name, "type": kind, "link": link_id})
+        inputs[node.id] = node_inputs
+    ranks = order(workflow.nodes)
+    nodes = []
+    for node in workflow.nodes:
+        entry = {
+            "id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size), "flags": {},
+            "order": ranks[node.id], "mode": 0,
+        }
+        if inputs[node.id]:
+            entry["inputs"] = inputs[node.id]
+        outs = NODE_TYPES[node.type][1]
+        if outs:
+            entry["outputs"] = [
+                {"name": name, "type": kind, "links": outputs.get((node.id, slot), []), "slot_index": slot}
+                for slot, (name, kind) in enumerate(outs)
+            ]
+        entry["properties"] = {} if node.type in FRONTEND_ONLY else {"Node name for S&R": node.type}
+        entry["widgets_values"] = widget_values(node)
+        if node.type in FRONTEND_ONLY:
+            entry["color"], entry["bgcolor"] = "#432", "#653"
+        nodes.append(entry)
+    return {
+        "last_node_id": max(n.id for n in workflow.nodes), "last_link_id": len(links),
+        "nodes": nodes, "links": links, "groups": [], "config": {},
+        "extra": {"ds": {"scale": 0.9, "offset": [0, 0]}, "info": {"title": f"ResShift: {workflow.title}"}},
+        "version": 0.4,
+    }
+
+
+def api(workflow: Workflow) -> dict:
+    prompt = {}
+    for node in sorted(workflow.nodes, key=lambda n: n.id):
+        if node.type in FRONTEND_ONLY:
+            continue
+        inputs = {}
+        for w in NODE_TYPES[node.type][2]:
+            if not w.startswith("+"):
+                inputs[w] = node.widgets[w]
+        for name, _ in NODE_TYPES[node.type][0]:
+            if name in node.links:
+                src, slot = node.links[name]
+                inputs[name] = [str(src), slot]
+        prompt[str(node.id)] = {"inputs": inputs, "class_type": node.type, "_meta": {"title": DISPLAY[node.type]}}
+    return prompt
+
+
+# -- thumbnails ---------------------------------------------------------------------------------------
+
+
+def thumbnail(workflow: Workflow, path: Path) -> None:
+    """The node chain as boxes and wires (what the template does, not a picture it made)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    nodes = [n for n in workflow.nodes if n.type not in FRONTEND_ONLY]
+    xs = [n.pos[0] for n in nodes] + [n.pos[0] + n.size[0] for n in nodes]
+    ys = [n.pos[1] for n in nodes] + [n.pos[1] + min(n.size[1], 160) for n in nodes]
+    x0, y0, x1, y1 = min(xs) - 30, min(ys) - 60, max(xs) + 30, max(ys) + 30
+    width = 480
+    scale = width / (x1 - x0)
+    top = 34  # title band
+    height = max(200, int((y1 - y0) * scale) + top)
+    img = Image.new("RGB", (width, height), (32, 32, 36))
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=11)
+        big = ImageFont.load_default(size=16)
+    except TypeError:  # Pillow < 10.1
+        font = big = ImageFont.load_default()
+
+    def box(n: Node):
+        bx0 = (n.pos[0] - x0) * scale
+        by0 = (n.pos[1] - y0) * scale + top
+        return bx0, by0, bx0 + n.size[0] * scale, by0 + min(n.size[1], 160) * scale
+
+    colours = {"Load": (70, 110, 80), "Save": (120, 80, 60), "ResShift": (70, 100, 160)}
+    by_id = {n.id: n for n in nodes}
+    for n in nodes:
+        for src, _ in n.links.values():
+            a, b = box(by_id[src]), box(n)
+            draw.line([(a[2], (a[1] + a[3]) / 2), (b[0], (b[1] + b[3]) / 2)], fill=(200, 200, 120), width=2)
+    for n in nodes:
+        bx = box(n)
+        colour = next((c for k, c in colours.items() if DISPLAY[n.type].startswith(k)), (90, 90, 90))
+        draw.rounded_rectangle(bx, radius=4, fill=colour, outline=(220, 220, 220))
+        label = DISPLAY[n.type].replace("ResShift ", "").replace("Load ResShift ", "Load ")
+        draw.text((bx[0] + 4, bx[1] + 3), label, fill=(255, 255, 255), font=font)
+    draw.text((10, 8), f"ResShift: {workflow.title}", fill=(240, 240, 240), font=big)
+    img.save(path, quality=85)
+
+
+def main() -> None:
+    (HERE / "api").mkdir(exist_ok=True)
+    for workflow in WORKFLOWS:
+        for target, data in ((HERE / f"{workflow.name}.json", ui(workflow)),
+                             (HERE / "api" / f"{workflow.name}.json", api(workflow))):
+            target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        thumbnail(workflow, HERE / f"{workflow.name}.jpg")
+        print("wrote", workflow.name)
+
+
+if __name__ == "__main__":
+    main()
