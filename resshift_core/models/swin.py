@@ -186,7 +186,8 @@ class SwinBlock(nn.Module):
             return self._build_bias(device, dtype)
         table = self.attn.relative_position_bias_table
         key = (device, dtype, torch.is_inference_mode_enabled())
-        stamp = (table.data_ptr(), table._version)
+        # Inference tensors (ComfyUI runs nodes under inference_mode) have no version counter.
+        stamp = (table.data_ptr(), 0 if table.is_inference() else table._version)
         hit = self._bias_cache.get(key)
         if hit is None or hit[0] != stamp:
             hit = self._bias_cache[key] = (stamp, self._build_bias(device, dtype))
