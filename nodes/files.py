@@ -90,7 +90,7 @@ def resolve(name: str, part: str) -> Path:
     found = _find_on_disk(entry)
     if found is not None:
         return found
-    folder = host.model_folders()[0]
+    folder = host.download_folder()
     os.makedirs(folder, exist_ok=True)
     host.log.info("ResShift: downloading %s into %s", entry.file, folder)
     return fetch_checkpoint(entry, folder, progress=download_progress())

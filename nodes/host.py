@@ -38,18 +38,22 @@ def folder_paths():
 
 def register_model_folder() -> None:
     """`models/resshift` with the host's checkpoint extensions. A folder that
-    extra_model_paths.yaml already registered (with no extensions) keeps its paths."""
+    extra_model_paths.yaml registered first (it is read before custom nodes load, with no
+    extensions) keeps its paths, after models/resshift, as for ComfyUI's own folders."""
     fp = folder_paths()
     default = os.path.join(fp.models_dir, MODELS_FOLDER)
     extensions = set(getattr(fp, "supported_pt_extensions", {".safetensors", ".pth", ".pt", ".ckpt", ".bin"}))
     if MODELS_FOLDER in fp.folder_names_and_paths:
         paths, old_extensions = fp.folder_names_and_paths[MODELS_FOLDER]
-        paths = list(paths)
-        if default not in paths:
-            paths.append(default)
+        paths = [default] + [p for p in paths if p != default]
         fp.folder_names_and_paths[MODELS_FOLDER] = (paths, extensions | set(old_extensions))
     else:
         fp.folder_names_and_paths[MODELS_FOLDER] = ([default], extensions)
+
+
+def download_folder() -> str:
+    """Where published checkpoints are fetched to: models/resshift."""
+    return model_folders()[0]
 
 
 def model_folders() -> list[str]:

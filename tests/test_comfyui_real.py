@@ -158,3 +158,95 @@ def test_api_workflow_runs_in_the_server(server, name):
     sf = SCALE[name]
     with Image.open(path) as img:
         assert img.size == (INPUT_SIZE[0] * sf, INPUT_SIZE[1] * sf)
+
+
+# -- the fake host (tests/fake_comfy/host) against the real modules ---------------------------------
+
+SIGNATURE_PROBE = r"""
+import inspect, json, sys
+sys.path.insert(0, ".")
+sys.argv = ["main.py", "--cpu"]
+try:
+    import comfy.options  # the real ComfyUI: parse --cpu, so no GPU is looked for
+    comfy.options.enable_args_parsing()
+except ImportError:  # the fake
+    pass
+import comfy.model_management, comfy.model_patcher, comfy.utils, folder_paths
+wanted = json.loads(sys.stdin.read())
+out = {}
+for module_name, names in wanted.items():
+    module = sys.modules[module_name]
+    for name in names:
+        obj = module
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            out[f"{module_name}:{name}"] = None
+        elif callable(obj) and not isinstance(obj, type):
+            sig = inspect.signature(obj)  # names, kinds and defaults; annotations aside
+            sig = sig.replace(parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
+                              return_annotation=inspect.Signature.empty)
+            out[f"{module_name}:{name}"] = str(sig)
+        else:
+            out[f"{module_name}:{name}"] = type(obj).__name__
+print("SIGNATURES" + json.dumps(out))
+"""
+
+TEST_ONLY = {"fully_loaded", "get_dtype"}  # helpers the fake adds for assertions
+
+
+def fake_surface() -> dict:
+    """Every public function, class and method the fake host defines, by module."""
+    import importlib.util
+    import inspect as insp
+
+    from fake_comfy import HOST_DIR
+
+    surface = {}
+    files = {"comfy.model_management": "comfy/model_management.py", "comfy.model_patcher": "comfy/model_patcher.py",
+             "comfy.utils": "comfy/utils.py", "folder_paths": "folder_paths.py"}
+    saved = {k: v for k, v in sys.modules.items() if k == "comfy" or k.startswith("comfy.") or k == "folder_paths"}
+    sys.path.insert(0, str(HOST_DIR))
+    try:
+        for module_name, rel in files.items():
+            module = importlib.import_module(module_name)
+            names = []
+            for name, obj in vars(module).items():
+                if name.startswith("_") or getattr(obj, "__module__", None) != module_name:
+                    continue
+                if insp.isfunction(obj):
+                    names.append(name)
+                elif insp.isclass(obj):
+                    names.append(name)
+                    names += [f"{name}.{m}" for m, f in vars(obj).items()
+                              if insp.isfunction(f) and not m.startswith("_") and m not in TEST_ONLY]
+                    if "__init__" in vars(obj):
+                        names.append(f"{name}.__init__")
+            surface[module_name] = names
+    finally:
+        for k in [k for k in sys.modules if k == "comfy" or k.startswith("comfy.") or k == "folder_paths"]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+        sys.path.remove(str(HOST_DIR))
+    return surface
+
+
+def signatures(python: str, cwd: str, surface: dict) -> dict:
+    result = subprocess.run([python, "-c", SIGNATURE_PROBE], cwd=cwd, input=json.dumps(surface), text=True,
+                            capture_output=True, timeout=300)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("SIGNATURES")), None)
+    assert line, f"probe failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return json.loads(line[len("SIGNATURES"):])
+
+
+def test_fake_host_matches_the_real_modules():
+    """Every function, class and method of the fake host exists in the real ComfyUI with the
+    same parameter names, kinds and defaults (the test-only helpers excepted)."""
+    surface = fake_surface()
+    assert sum(len(v) for v in surface.values()) > 40
+    real = signatures(os.environ.get("COMFYUI_PYTHON", sys.executable), COMFY, surface)
+    fake = signatures(sys.executable, str(__import__("fake_comfy").HOST_DIR), surface)
+    missing = sorted(k for k, v in real.items() if v is None)
+    assert not missing, f"the fake defines what ComfyUI does not: {missing}"
+    differ = {k: (fake[k], real[k]) for k in real if fake[k] != real[k]}
+    assert not differ, "signatures differ (fake, real):\n" + "\n".join(f"{k}: {v}" for k, v in differ.items())

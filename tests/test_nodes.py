@@ -101,7 +101,7 @@ def test_models_folder_is_registered_and_merges_extra_model_paths(comfy, tmp_pat
     fp.add_model_folder_path("resshift", str(extra))
     load_pack()
     paths, extensions = fp.folder_names_and_paths["resshift"]
-    assert paths == [str(extra), str(comfy.models_dir)] and ".safetensors" in extensions and ".pth" in extensions
+    assert paths == [str(comfy.models_dir), str(extra)] and ".safetensors" in extensions and ".pth" in extensions
     extra.mkdir()
     (extra / "mine.safetensors").write_bytes(b"x")
     (extra / "readme.txt").write_text("not a checkpoint")

@@ -86,7 +86,8 @@ def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
     for node in ui["nodes"]:
         kind = node["type"]
         assert kind in classes or kind in FRONTEND_NODES, f"missing node type {kind}"
-        assert {"id", "type", "pos", "size", "flags", "order", "mode", "properties"} <= set(node)
+        assert {"id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
+                "widgets_values"} <= set(node)
         if kind in FRONTEND_NODES:
             assert isinstance(node["widgets_values"][0], str)
             continue

@@ -187,14 +187,11 @@ def ui(workflow: Workflow) -> dict:
             "id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size), "flags": {},
             "order": ranks[node.id], "mode": 0,
         }
-        if inputs[node.id]:
-            entry["inputs"] = inputs[node.id]
-        outs = NODE_TYPES[node.type][1]
-        if outs:
-            entry["outputs"] = [
-                {"name": name, "type": kind, "links": outputs.get((node.id, slot), []), "slot_index": slot}
-                for slot, (name, kind) in enumerate(outs)
-            ]
+        entry["inputs"] = inputs[node.id]  # as the editor saves them: always present, maybe empty
+        entry["outputs"] = [
+            {"name": name, "type": kind, "links": outputs.get((node.id, slot), []), "slot_index": slot}
+            for slot, (name, kind) in enumerate(NODE_TYPES[node.type][1])
+        ]
         entry["properties"] = {} if node.type in FRONTEND_ONLY else {"Node name for S&R": node.type}
         entry["widgets_values"] = widget_values(node)
         if node.type in FRONTEND_ONLY:
