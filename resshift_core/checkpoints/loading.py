@@ -80,6 +80,16 @@ def _check_finite(state_dict: dict, source: str) -> None:
             )
 
 
+def detect_on_meta(state_dict: dict, part: str) -> tuple[Union[UNetConfig, VQGANConfig], nn.Module]:
+    """The architecture read off the weights, built on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        if part == PART_UNET:
+            config = detect_unet_config(state_dict)
+            return config, ResShiftUNet(config)
+        config = detect_vqgan_config(state_dict)
+        return config, VQGAN(config)
+
+
 def _build(model: nn.Module, state_dict: dict, source: str, part: str) -> nn.Module:
     """Load weights into a model built on the meta device: no second copy is allocated."""
     expected = model.state_dict()
@@ -170,13 +180,7 @@ def load_model(
             "(--model on the command line, the Load ResShift Model node in ComfyUI)."
         )
     _check_finite(state_dict, source)
-    with torch.device("meta"):
-        if part == PART_UNET:
-            config = detect_unet_config(state_dict)
-            model = ResShiftUNet(config)
-        else:
-            config = detect_vqgan_config(state_dict)
-            model = VQGAN(config)
+    config, model = detect_on_meta(state_dict, part)
     model = _build(model, state_dict, source, part).to(device=device, dtype=dtype)
     n_params = sum(p.numel() for p in model.parameters())
     if part == PART_UNET:
@@ -205,13 +209,7 @@ def inspect_checkpoint(path: Union[str, Path], preset: Union[None, str, Diffusio
     state_dict, metadata = read_checkpoint(path)
     part = detect_part(state_dict)
     source = str(path)
-    with torch.device("meta"):
-        if part == PART_UNET:
-            config = detect_unet_config(state_dict)
-            model = ResShiftUNet(config)
-        else:
-            config = detect_vqgan_config(state_dict)
-            model = VQGAN(config)
+    config, model = detect_on_meta(state_dict, part)
     expected = model.state_dict()
     extra = sorted(k for k in state_dict if k not in expected)
     missing = sorted(k for k in expected if k not in state_dict)
