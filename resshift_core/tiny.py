@@ -27,7 +27,9 @@ TASKS = {
     "inpaint": ("inpaint_s4", 4, 3, 4),
     "faceir": ("faceir_s4", 8, 8, 8),
     "pixel": ("pixel_realsr_x4_s4", 1, 3, 1),  # no VQGAN: the chain runs on pixels
+    "pixel_fold": ("pixel_realsr_x4_k05", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
 }
+PIXEL_TASKS = ("pixel", "pixel_fold")
 
 
 def tiny_unet_config(task: str = "realsr") -> UNetConfig:
@@ -37,6 +39,7 @@ def tiny_unet_config(task: str = "realsr") -> UNetConfig:
         num_res_blocks=[1, 1], attention_resolutions=[16, 8], channel_mult=[1, 2],
         num_head_channels=16, use_scale_shift_norm=True, swin_depth=2, swin_embed_dim=32,
         window_size=4, mlp_ratio=2, cond_lq=True, cond_mask=task == "inpaint", lq_size=16 * lq_ratio,
+        pixel_unshuffle=4 if task == "pixel_fold" else 1,
     )
 
 
@@ -49,7 +52,7 @@ def tiny_vqgan_config(task: str = "realsr") -> VQGANConfig:
 def make_tiny(task: str = "realsr", seed: int = 0) -> tuple[LoadedModel, LoadedModel | None]:
     """(UNet, VQGAN) with weights drawn from `seed`; the same seed gives the same networks.
 
-    The "pixel" task has no VQGAN (None in its place)."""
+    The pixel tasks have no VQGAN (None in its place)."""
     preset_name = TASKS[task][0]
     fork_devices = []  # keep the global RNG untouched: draw under a forked state
     with torch.random.fork_rng(devices=fork_devices):
@@ -62,7 +65,7 @@ def make_tiny(task: str = "realsr", seed: int = 0) -> tuple[LoadedModel, LoadedM
     n_v = sum(p.numel() for p in vae.parameters())
     return (
         LoadedModel("unet", unet, ucfg, preset, f"{UNTRAINED_TINY} ({preset_name})", UNTRAINED_TINY, n_u),
-        None if task == "pixel" else LoadedModel("autoencoder", vae, vcfg, None, "", UNTRAINED_TINY, n_v),
+        None if task in PIXEL_TASKS else LoadedModel("autoencoder", vae, vcfg, None, "", UNTRAINED_TINY, n_v),
     )
 
 

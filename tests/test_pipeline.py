@@ -118,8 +118,9 @@ def test_explicit_noise_is_reproducible(realsr):
     assert torch.equal(a, b)
 
 
-def test_pixel_space_model_runs_without_a_vae():
-    unet, vae = make_tiny("pixel")
+@pytest.mark.parametrize("task", ["pixel", "pixel_fold"])
+def test_pixel_space_model_runs_without_a_vae(task):
+    unet, vae = make_tiny(task)
     assert vae is None
     pipe = ResShiftPipeline(unet, None)
     out = pipe.restore(torch.rand(1, 3, 9, 11), seeds=[0])

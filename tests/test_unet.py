@@ -122,6 +122,16 @@ TINY = {
     "one_level": dict(image_size=8, in_channels=4, model_channels=32, out_channels=4,
                       num_res_blocks=2, attention_resolutions=[], channel_mult=[1],
                       num_heads=4, swin_embed_dim=64, window_size=4, lq_size=16),
+    # ours: a pixel-space model folding 4x4 pixel blocks into channels (levels at 1/4 resolution)
+    "pixel_fold4": dict(image_size=32, in_channels=3, model_channels=32, out_channels=3,
+                        num_res_blocks=1, attention_resolutions=[4], channel_mult=[1, 2],
+                        num_head_channels=16, swin_embed_dim=32, window_size=4, lq_size=32,
+                        pixel_unshuffle=4),
+    # ours, inpainting in pixel space: the mask is folded along with the image
+    "pixel_fold2_mask": dict(image_size=16, in_channels=3, model_channels=32, out_channels=3,
+                             num_res_blocks=1, attention_resolutions=[], channel_mult=[1, 2],
+                             num_heads=2, swin_embed_dim=32, window_size=2, cond_mask=True, lq_size=16,
+                             pixel_unshuffle=2),
 }
 
 
@@ -172,6 +182,25 @@ def test_size_multiple_follows_levels_and_windows():
     assert UNetConfig(**TINY["mask_lq2"]).size_multiple == 4  # 2x2 window at 1/2 scale
     assert UNetConfig(**TINY["updown_lq4"]).size_multiple == 32  # 4x4 window at 1/8 scale
     assert UNetConfig(**TINY["pool_lq8"]).size_multiple == 8  # window shrunk to the 8x8 build size
+    assert UNetConfig(**TINY["pixel_fold4"]).size_multiple == 32  # 4x4 window at 1/2 of 1/4 scale
+
+
+def test_pixel_unshuffle_is_stored_in_the_weights_and_checked():
+    model = _tiny("pixel_fold4")
+    state_dict = model.state_dict()
+    assert int(state_dict["pixel_unshuffle"]) == 4
+    assert "pixel_unshuffle" not in _tiny("three_levels").state_dict()  # published layouts stay key for key
+    # Without the buffer the folded input convolution fits no published pattern: refused, not guessed.
+    with pytest.raises(ArchitectureError, match="takes 96 channels"):
+        detect_unet_config({k: v for k, v in state_dict.items() if k != "pixel_unshuffle"})
+    bad = dict(state_dict, pixel_unshuffle=torch.tensor(3))
+    with pytest.raises(ArchitectureError, match="not multiples of 9"):
+        detect_unet_config(bad)
+    with pytest.raises(ArchitectureError, match="one integer"):
+        detect_unet_config(dict(state_dict, pixel_unshuffle=torch.tensor(4.0)))
+    with pytest.raises(ArchitectureError, match="pixel_unshuffle must be 1 or more"):
+        UNetConfig(**dict(TINY["pixel_fold4"], pixel_unshuffle=0))
+
 
 
 def test_any_multiple_of_size_multiple_runs_and_batches_agree():

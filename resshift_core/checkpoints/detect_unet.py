@@ -129,6 +129,13 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
         )
     width0, conv_in, _, _ = r.shape("input_blocks.0.0.weight", 4)
     out_channels, out_in, _, _ = r.shape("out.2.weight", 4)
+    fold = _pixel_unshuffle(state_dict)
+    if conv_in % fold**2 or out_channels % fold**2:
+        raise ArchitectureError(
+            f"pixel_unshuffle {fold} folds {fold * fold} pixels into channels, but input_blocks.0.0.weight "
+            f"takes {conv_in} and out.2.weight makes {out_channels} channels (not multiples of {fold * fold})"
+        )
+    conv_in, out_channels = conv_in // fold**2, out_channels // fold**2
     if out_in != width0:
         raise ArchitectureError(f"out.2.weight takes {out_in} channels but the first level is {width0} wide")
     film_width = r.shape("middle_block.0.emb_layers.1.weight", 2)[0]  # 2x the width with scale and shift
@@ -208,7 +215,7 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
     for s in swins:
         if s.window < window and s.resolution is None:
             s.resolution = s.window  # shrunk window: built at exactly that resolution
-    image_size = _image_size(swins, window, num_levels)
+    image_size = _image_size(swins, window, num_levels) * fold
 
     heads = first.heads
     config = UNetConfig(
@@ -232,11 +239,22 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
         cond_lq=True,
         cond_mask=cond_mask,
         lq_size=image_size * 2**n_down,
+        pixel_unshuffle=fold,
     )
     res = config.level_resolutions()
     config = replace(config, attention_resolutions=[res[lvl] for lvl in sorted(set(attn_levels))])
     _check_layout(state_dict, config)
     return config.canonical()
+
+
+def _pixel_unshuffle(state_dict: Mapping[str, torch.Tensor]) -> int:
+    """Our pixel-folding factor, stored as a one-number buffer (absent, i.e. 1, in published models)."""
+    value = state_dict.get("pixel_unshuffle")
+    if value is None:
+        return 1
+    if value.numel() != 1 or value.is_floating_point() or int(value) < 2:
+        raise ArchitectureError(f"pixel_unshuffle holds {value.tolist()}; expected one integer of 2 or more")
+    return int(value)
 
 
 def _ratio(a: int, b: int):

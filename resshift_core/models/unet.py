@@ -50,6 +50,9 @@ class UNetConfig:
     cond_lq: bool = True
     cond_mask: bool = False
     lq_size: int = 256
+    # Ours, not published: fold r x r pixel blocks into channels before the input convolution
+    # and unfold the prediction, so a pixel-space model runs its levels at 1/r resolution.
+    pixel_unshuffle: int = 1
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
@@ -67,6 +70,9 @@ class UNetConfig:
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         if self.dims != 2:
             raise ArchitectureError(f"dims={self.dims}: only 2-D UNets (dims=2) are supported")
+        if int(self.pixel_unshuffle) < 1:
+            raise ArchitectureError(f"pixel_unshuffle must be 1 or more, got {self.pixel_unshuffle}")
+        self.pixel_unshuffle = int(self.pixel_unshuffle)
         if self.num_head_channels != -1 and self.num_head_channels <= 0:
             raise ArchitectureError(f"num_head_channels must be -1 or positive, got {self.num_head_channels}")
         heads = self.swin_heads
@@ -132,8 +138,8 @@ class UNetConfig:
         return 16 * 2**n
 
     def level_resolutions(self) -> list[int]:
-        """The published `ds` of each level: image_size halved (floor) once per level."""
-        out, ds = [], self.image_size
+        """The published `ds` of each level: image_size (over pixel_unshuffle) halved (floor) once per level."""
+        out, ds = [], self.image_size // self.pixel_unshuffle
         for _ in range(self.num_levels):
             out.append(ds)
             ds //= 2
@@ -159,7 +165,7 @@ class UNetConfig:
         """
         needs = [2 ** (self.num_levels - 1)]
         needs += [2**level * self.swin_window_at(level)[0] for level in self.swin_levels()]
-        return math.lcm(*needs)
+        return math.lcm(*needs) * self.pixel_unshuffle
 
     def canonical(self) -> "UNetConfig":
         """The same network with every field that does not change the computation normalised.
@@ -175,7 +181,7 @@ class UNetConfig:
         no_shift_anywhere = self.swin_depth < 2
         if no_shift_anywhere and all(w == window for _, w, _ in used):
             # Nothing in the weights pins the resolution; this one gives the same windows.
-            image_size = window * 2 ** (self.num_levels - 1)
+            image_size = window * 2 ** (self.num_levels - 1) * self.pixel_unshuffle
         lq_size = image_size * 2**self.lq_downsamplings
         old_res = self.level_resolutions()
         new_res = replace(self, image_size=image_size, lq_size=lq_size).level_resolutions()
@@ -353,8 +359,9 @@ class ResShiftUNet(nn.Module):
         width = [int(m * cfg.model_channels) for m in cfg.channel_mult]
         res = cfg.level_resolutions()
         ch = width[0]
+        fold = cfg.pixel_unshuffle**2
         self.input_blocks = nn.ModuleList(
-            [EmbedSequential(nn.Conv2d(cfg.in_channels + cfg.lq_feature_channels, ch, 3, padding=1))]
+            [EmbedSequential(nn.Conv2d((cfg.in_channels + cfg.lq_feature_channels) * fold, ch, 3, padding=1))]
         )
         skip_widths = [ch]
         for level in range(cfg.num_levels):
@@ -384,7 +391,10 @@ class ResShiftUNet(nn.Module):
                     layers.append(up)
                 self.output_blocks.append(EmbedSequential(*layers))
 
-        self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(width[0], cfg.out_channels, 3, padding=1))
+        self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(width[0], cfg.out_channels * fold, 3, padding=1))
+        if cfg.pixel_unshuffle > 1:
+            # In the state dict, so the weights alone say how they fold pixels (detection reads it).
+            self.register_buffer("pixel_unshuffle", torch.tensor(cfg.pixel_unshuffle, dtype=torch.int64))
         self._freqs: dict = {}  # timestep frequencies per device (derived, not part of the state dict)
 
     @staticmethod
@@ -444,6 +454,9 @@ class ResShiftUNet(nn.Module):
         if mask is not None:
             lq = torch.cat([lq, mask.to(lq.dtype)], dim=1)
         h = torch.cat([x.to(dtype), self.feature_extractor(lq.to(dtype))], dim=1)
+        fold = self.config.pixel_unshuffle
+        if fold > 1:
+            h = F.pixel_unshuffle(h, fold)
 
         skips = []
         for block in self.input_blocks:
@@ -452,7 +465,10 @@ class ResShiftUNet(nn.Module):
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h).to(x.dtype)
+        h = self.out(h)
+        if fold > 1:
+            h = F.pixel_shuffle(h, fold)
+        return h.to(x.dtype)
 
     def _time_embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
         """The timestep MLP in fp32 whatever the model dtype: a few rows, and half-precision models

@@ -53,6 +53,7 @@ class ModelSection:
     mlp_ratio: float = _f(4.0, "Swin MLP hidden width / embedding width")
     cond_mask: bool = _f(False, "the UNet also takes the inpainting mask")
     lq_size: int = _f(64, "side of the conditioning image at training time (image_size times a power of two)")
+    pixel_unshuffle: int = _f(1, "fold r x r pixel blocks into channels so the UNet levels run at 1/r resolution (ours; 1 = published)")
 
     def unet_config(self) -> UNetConfig:
         names = {f.name for f in fields(UNetConfig)}
