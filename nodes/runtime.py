@@ -12,7 +12,6 @@ that computes where the host put that network and leaves the networks where they
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -26,7 +25,7 @@ from resshift_core.pipeline import Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
 from resshift_core.sampler import SeededNoise, StepInfo
 from resshift_core.tiling import (
-    UNET_BYTES_PER_PIXEL, VAE_BYTES_PER_PIXEL, TilingConfig, auto_tiling, crop_padding, round_up,
+    UNET_BYTES_PER_PIXEL, VAE_BYTES_PER_PIXEL, TilingConfig, crop_padding, round_up,
 )
 
 from . import host
@@ -124,60 +123,18 @@ class ResShiftLatent:
 # -- pipelines over host-placed networks ----------------------------------------------------------
 
 
-class _Pinned:
-    """A network seen by ResShiftPipeline's constructor without being moved (the host places it)."""
-
-    def __init__(self, module):
-        object.__setattr__(self, "_module", module)
-
-    def to(self, *args, **kwargs):
-        return self
-
-    def __getattr__(self, name):
-        return getattr(self._module, name)
-
-
-class HostPipeline(ResShiftPipeline):
-    """ResShiftPipeline whose out-of-memory retries free memory through the host (ComfyUI's
-    soft_empty_cache, and a reload request that makes it unload other models) on every device."""
-
-    on_out_of_memory: Optional[Callable[[], None]] = None
-
-    def _retrying(self, stage, tiling, work):
-        while True:
-            smaller = None
-            try:
-                return work(tiling)
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
-                if tiling is None or not host.is_oom(exc):
-                    raise
-                smaller = tiling.smaller(stage)
-                if smaller is None:
-                    raise
-            # Outside the except block, so the failed attempt's tensors can be freed first.
-            _log_retry(stage, smaller)
-            if self.on_out_of_memory is not None:
-                self.on_out_of_memory()
-            tiling = smaller
-
-
-_PLACE_KEYWORD = next((k for k in ("place_models", "move_models") if k in inspect.signature(ResShiftPipeline).parameters), None)
-
-
 def stage_pipeline(unet: LoadedModel, vae: Optional[LoadedModel], preset: DiffusionPreset, device, dtype,
                    channels_last: bool, patcher=None, memory_required: int = 0) -> ResShiftPipeline:
-    """A pipeline computing on `device` in `dtype` that leaves both networks where they are."""
-    kwargs = dict(preset=preset, device=device, dtype=dtype, channels_last=channels_last)
-    if _PLACE_KEYWORD is not None:
-        pipe = HostPipeline(unet, vae, **kwargs, **{_PLACE_KEYWORD: False})
-    else:
-        pinned_unet = dataclasses.replace(unet, model=_Pinned(unet.model))
-        pinned_vae = None if vae is None else dataclasses.replace(vae, model=_Pinned(vae.model))
-        pipe = HostPipeline(pinned_unet, pinned_vae, **kwargs)
-        pipe.unet, pipe.vae = unet, vae
-    if patcher is not None:
-        pipe.on_out_of_memory = lambda: host.after_oom([patcher], memory_required)
-    return pipe
+    """A pipeline computing on `device` in `dtype` that leaves both networks where the host put
+    them; its out-of-memory retries free memory through the host (ComfyUI's soft_empty_cache, and
+    a reload request that makes it unload other models while keeping ours)."""
+
+    def on_out_of_memory(stage: str, smaller: TilingConfig) -> None:
+        _log_retry(stage, smaller)
+        host.after_oom([patcher] if patcher is not None else [], memory_required)
+
+    return ResShiftPipeline(unet, vae, preset=preset, device=device, dtype=dtype, channels_last=channels_last,
+                            place_models=False, oom_check=host.is_oom, on_out_of_memory=on_out_of_memory)
 
 
 def _log_retry(stage: str, smaller: TilingConfig) -> None:
@@ -190,20 +147,7 @@ def tiling_for(pipe: ResShiftPipeline, tile: int = 0, overlap: int = 0, vae_tile
     """Tile sizes in input-image pixels (0 = automatic), automatic ones sized by the free
     memory the host reports for the compute device."""
     free = None if pipe.device.type == "cpu" else host.free_memory_bytes(pipe.device)
-    cfg = auto_tiling(
-        pipe.device, unet_width=pipe.unet.config.model_channels,
-        vae_width=128 if pipe.pixel_space else pipe.vae.config.ch,
-        dtype_bytes=torch.finfo(pipe.dtype).bits // 8, size_multiple=pipe.unet.model.size_multiple,
-        free_bytes=free,
-    )
-    changes = {}
-    if tile:
-        changes["tile"] = pipe.lr_to_latent(tile)
-    if overlap:
-        changes["overlap"] = pipe.lr_to_latent(overlap)
-    if vae_tile:
-        changes["vae_tile"] = pipe.lr_to_latent(vae_tile)
-    return dataclasses.replace(cfg, **changes)
+    return pipe.tiling(tile or None, overlap or None, vae_tile or None, free_bytes=free)
 
 
 def _activation_bytes(pipe: ResShiftPipeline, stage: str, latent_pixels: int, tiling: TilingConfig) -> int:
@@ -216,25 +160,6 @@ def _activation_bytes(pipe: ResShiftPipeline, stage: str, latent_pixels: int, ti
         per_px = VAE_BYTES_PER_PIXEL * (pipe.vae.config.ch if pipe.vae is not None else 128) / 128
         pixels = min(latent_pixels, tiling.vae_tile**2 * tiling.vae_batch)
     return int(per_px * scale * pixels)
-
-
-def run_with_oom_retry(stage: str, tiling: TilingConfig, patcher, memory_required: int,
-                       work: Callable[[TilingConfig], torch.Tensor]) -> torch.Tensor:
-    """`work(tiling)`; on an accelerator out-of-memory error, free memory through the host and
-    retry with smaller tiles (halving), until they cannot shrink further."""
-    while True:
-        smaller = None
-        try:
-            return work(tiling)
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
-            if not host.is_oom(exc):
-                raise
-            smaller = tiling.smaller(stage)
-            if smaller is None:
-                raise
-        _log_retry(stage, smaller)
-        host.after_oom([patcher] if patcher is not None else [], memory_required)
-        tiling = smaller
 
 
 # -- image conversion ---------------------------------------------------------------------------
@@ -325,8 +250,7 @@ def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, ma
         pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, device, vae.dtype, vae.channels_last,
                               vae.patcher, memory)
         prepared = pipe.prepare(images, masks)
-        z_y = run_with_oom_retry("vae", tiling_for(pipe, vae_tile=vae_tile), vae.patcher, memory,
-                                 lambda tc: pipe.encode(prepared, tc))
+        z_y = pipe.encode(prepared, tiling_for(pipe, vae_tile=vae_tile))
     out = host.intermediate_device()
     return ResShiftLatent(
         samples=z_y.to(out), z_y=z_y.to(out), prepared=_to_host(prepared), unet=model.skeleton,
@@ -373,11 +297,8 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
         if progress is not None:
             progress(info)
 
-    def work(tc: TilingConfig) -> torch.Tensor:
-        # a retry starts the chain again with fresh noise from the same seeds: same result
-        return pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps or None, callback=callback, tiling=tc)
-
-    z0 = run_with_oom_retry("unet", tiling, model.patcher, memory, work)
+    # An out-of-memory error inside a step is retried there with smaller tiles (same noise field).
+    z0 = pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps or None, callback=callback, tiling=tiling)
     return dataclasses.replace(latent, samples=z0.to(host.intermediate_device()), sampled=True, seeds=seeds)
 
 
@@ -413,8 +334,7 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
         pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, device, vae.dtype, vae.channels_last,
                               vae.patcher, memory)
         tiling = tiling_for(pipe, vae_tile=vae_tile)
-        decoded = run_with_oom_retry("vae", tiling, vae.patcher, memory,
-                                     lambda tc: pipe.decode_raw(latent.samples, prepared, tc))
+        decoded = pipe.decode_raw(latent.samples, prepared, tiling)
     decoded = decoded.to(host.intermediate_device())
     if fix == "none":
         images = pipe.to_image(decoded, prepared)

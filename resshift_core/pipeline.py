@@ -29,8 +29,14 @@ BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a ti
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA/MPS/XPU out-of-memory errors, and the CPU allocator's "can't allocate memory"."""
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+    if oom is not None and isinstance(exc, oom):
+        return True
+    if not isinstance(exc, (RuntimeError, MemoryError)):
+        return False
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def _free_accelerator_memory(device: torch.device) -> None:
@@ -73,7 +79,14 @@ class ResShiftPipeline:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = True,
+        place_models: bool = True,
+        oom_check: Callable[[BaseException], bool] = is_out_of_memory,
+        on_out_of_memory: Optional[Callable[[str, TilingConfig], None]] = None,
     ):
+        """`place_models=False` leaves the networks where they are (a host application such as
+        ComfyUI has put them on `device` itself). On an out-of-memory error in tiled work
+        (`oom_check`), `on_out_of_memory(stage, smaller_tiling)` runs before the retry with smaller
+        tiles; by default it empties the CUDA cache."""
         self.unet, self.vae = unet, vae
         self.preset = preset or unet.preset
         if self.preset is None:
@@ -83,7 +96,8 @@ class ResShiftPipeline:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.memory_format = memory_format
         self.pixel_space = vae is None
-        for loaded in (unet, vae):
+        self.oom_check, self.on_out_of_memory = oom_check, on_out_of_memory
+        for loaded in (unet, vae) if place_models else ():
             if loaded is not None:
                 loaded.model.to(device=self.device, dtype=dtype, memory_format=memory_format)
         self._check_pairing()
@@ -106,12 +120,17 @@ class ResShiftPipeline:
             return m // math.gcd(m, self.sf)
         return self.unet.model.size_multiple * self.lq_per_latent
 
-    def tiling(self, tile: Optional[int] = None, overlap: Optional[int] = None, vae_tile: Optional[int] = None) -> TilingConfig:
+    def tiling(self, tile: Optional[int] = None, overlap: Optional[int] = None, vae_tile: Optional[int] = None,
+               free_bytes: Optional[int] = None) -> TilingConfig:
         """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
-        input-image (LR) pixels and override the automatic choice."""
+        input-image (LR) pixels and override the automatic choice; `free_bytes` is the
+        accelerator memory to size automatic tiles by (default: what the driver reports)."""
         vae_width = 128 if self.pixel_space else self.vae.config.ch
-        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=vae_width,
-                          dtype_bytes=torch.finfo(self.dtype).bits // 8, size_multiple=self.unet.model.size_multiple)
+        # A pixel-folding UNet's activations are 1/r^2 the size per output pixel.
+        unet_width = max(1, self.unet.config.model_channels // getattr(self.unet.config, "pixel_unshuffle", 1) ** 2)
+        cfg = auto_tiling(self.device, unet_width=unet_width, vae_width=vae_width,
+                          dtype_bytes=torch.finfo(self.dtype).bits // 8, size_multiple=self.unet.model.size_multiple,
+                          free_bytes=free_bytes)
         changes = {}
         if tile is not None:
             changes["tile"] = self.lr_to_latent(tile)
@@ -184,18 +203,24 @@ class ResShiftPipeline:
         return 1 if self.pixel_space else self.vae.config.downsample_factor
 
     def _retrying(self, stage: str, tiling: Optional[TilingConfig], work: Callable[[Optional[TilingConfig]], torch.Tensor]):
-        """Run `work(tiling)`; on an accelerator out-of-memory error retry with smaller tiles."""
+        """Run `work(tiling)`; on an out-of-memory error retry with smaller tiles until they
+        cannot shrink further."""
         while True:
+            smaller = None
             try:
                 return work(tiling)
-            except (RuntimeError, MemoryError) as exc:
-                if tiling is None or self.device.type == "cpu" or not is_out_of_memory(exc):
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+                if tiling is None or not self.oom_check(exc):
                     raise
                 smaller = tiling.smaller(stage)
                 if smaller is None:
                     raise
+            # Outside the except block, so the failed attempt's tensors can be freed first.
+            if self.on_out_of_memory is not None:
+                self.on_out_of_memory(stage, smaller)
+            else:
                 _free_accelerator_memory(self.device)
-                tiling = smaller
+            tiling = smaller
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)

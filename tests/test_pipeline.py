@@ -129,3 +129,43 @@ def test_pixel_space_model_runs_without_a_vae(task):
     assert tiled.shape == (1, 3, 36, 44)
     with pytest.raises(ArchitectureError, match="pixel-space"):
         ResShiftPipeline(unet, make_tiny("realsr")[1])
+
+
+def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook():
+    unet, vae = make_tiny("realsr")
+    calls = []
+    pipe = ResShiftPipeline(unet, vae, on_out_of_memory=lambda stage, smaller: calls.append((stage, smaller.tile)))
+    image = torch.rand(1, 3, 24, 24)  # one tile of more than 16 latent pixels
+    tiling = TilingConfig(tile=32, overlap=8, vae_tile=64, vae_overlap=8)
+    expected = pipe.restore(image, seeds=[3], tiling=tiling.smaller("unet"))
+    net = unet.model
+    real_forward = net.forward
+    sizes = []
+
+    def forward(x, t, lq=None, mask=None):
+        sizes.append(x.shape[-1])
+        if x.shape[-1] > 16:  # tiles above 16 latent pixels "do not fit"
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(x, t, lq=lq, mask=mask)
+
+    net.forward = forward
+    try:
+        out = pipe.restore(image, seeds=[3], tiling=tiling)
+        # Same noise field and the tile size that worked: the same image as asking for it directly.
+        torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+        assert calls == [("unet", 16)] and sizes[0] > 16 and set(sizes[1:]) == {16}
+        net.forward = lambda *a, **k: (_ for _ in ()).throw(ValueError("not a memory problem"))
+        with pytest.raises(ValueError):
+            pipe.restore(image, seeds=[3], tiling=tiling)
+        assert len(calls) == 1  # other errors are never retried
+    finally:
+        del net.forward
+
+
+def test_place_models_false_leaves_the_networks_alone():
+    unet, vae = make_tiny("realsr")
+    before = unet.model.input_blocks[0][0].weight
+    ResShiftPipeline(unet, vae, device="cpu", dtype=torch.bfloat16, place_models=False)
+    assert unet.model.input_blocks[0][0].weight is before and before.dtype == torch.float32
+    ResShiftPipeline(unet, vae, device="cpu", dtype=torch.bfloat16)
+    assert unet.model.input_blocks[0][0].weight.dtype == torch.bfloat16
