@@ -170,3 +170,24 @@ def check_interrupt() -> None:
 
 def progress_bar(total: int):
     return comfy_utils().ProgressBar(max(1, int(total)))
+
+
+def preview_size() -> Optional[int]:
+    """The host's preview size, or None when the user turned sampler previews off
+    (`--preview-method none`, ComfyUI's default)."""
+    try:
+        from comfy.cli_args import args
+    except ImportError:  # a host without command-line settings: no previews
+        return None
+    method = getattr(args, "preview_method", None)
+    if method is None or getattr(method, "value", method) == "none":
+        return None
+    return int(getattr(args, "preview_size", 512))
+
+
+def preview_image(rgb: torch.Tensor, max_size: int) -> tuple:
+    """H x W x 3 in [0, 1] -> what ComfyUI's progress hook sends to the browser."""
+    from PIL import Image
+
+    pixels = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return ("JPEG", Image.fromarray(pixels), max_size)

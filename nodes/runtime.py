@@ -23,6 +23,7 @@ from resshift_core.colorfix import color_fix
 from resshift_core.errors import ArchitectureError, InputError
 from resshift_core.pipeline import Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
+from resshift_core.preview import LinearPreview
 from resshift_core.sampler import SeededNoise, StepInfo
 from resshift_core.tiling import (
     UNET_BYTES_PER_PIXEL, VAE_BYTES_PER_PIXEL, TilingConfig, crop_padding, round_up,
@@ -110,6 +111,7 @@ class ResShiftLatent:
     preset: DiffusionPreset
     sampled: bool = False
     seeds: Optional[list] = None
+    preview: Optional[LinearPreview] = None  # latent -> RGB for the sampler's step previews
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -252,9 +254,10 @@ def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, ma
         prepared = pipe.prepare(images, masks)
         z_y = pipe.encode(prepared, tiling_for(pipe, vae_tile=vae_tile))
     out = host.intermediate_device()
+    preview = LinearPreview.identity() if vae is None else LinearPreview.fit(z_y, prepared.lq)
     return ResShiftLatent(
         samples=z_y.to(out), z_y=z_y.to(out), prepared=_to_host(prepared), unet=model.skeleton,
-        vae=None if vae is None else vae.skeleton, preset=model.preset,
+        vae=None if vae is None else vae.skeleton, preset=model.preset, preview=preview,
     )
 
 
@@ -274,7 +277,9 @@ def _check_latent_for_model(model: ModelHandle, latent: ResShiftLatent) -> None:
 
 
 def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0, tile: int = 0, overlap: int = 0,
-           progress: Optional[Callable[[StepInfo], None]] = None) -> ResShiftLatent:
+           progress: Optional[Callable[[int, Optional[tuple]], None]] = None) -> ResShiftLatent:
+    """The reverse chain; `progress(steps_done, preview)` after every step, the preview (the x0
+    estimate of the first image, in the host's format) only when the host has previews on."""
     _check_latent_for_model(model, latent)
     preset = model.preset
     trained = preset.steps
@@ -292,10 +297,13 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     z_y = latent.z_y
     prepared = latent.prepared
 
+    size = host.preview_size() if progress is not None and latent.preview is not None else None
+
     def callback(info: StepInfo) -> None:
         host.check_interrupt()
         if progress is not None:
-            progress(info)
+            preview = None if size is None else host.preview_image(latent.preview(info.denoised, size), size)
+            progress(info.index + 1, preview)
 
     # An out-of-memory error inside a step is retried there with smaller tiles (same noise field).
     z0 = pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps or None, callback=callback, tiling=tiling)
@@ -359,15 +367,15 @@ def upscale(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, s
     latent = encode(model, vae, image, mask, vae_tile)
     bar.update_absolute(1, total)
     latent = sample(model, latent, seed, steps, tile, overlap,
-                    progress=lambda info: bar.update_absolute(info.index + 2, total))
+                    progress=lambda done, preview: bar.update_absolute(done + 1, total, preview))
     out = decode(vae, latent, vae_tile, fix)
     bar.update_absolute(total, total)
     return out
 
 
-def step_progress(total: int) -> Callable[[StepInfo], None]:
+def step_progress(total: int) -> Callable[[int, Optional[tuple]], None]:
     bar = host.progress_bar(total)
-    return lambda info: bar.update_absolute(info.index + 1, info.total)
+    return lambda done, preview: bar.update_absolute(done, total, preview)
 
 
 __all__ = [

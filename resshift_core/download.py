@@ -186,10 +186,10 @@ def download_file(
 def entry_source(entry, endpoint: Optional[str] = None) -> tuple[str, dict]:
     """(url, auth headers) for a registry entry: its Hugging Face repository if it names one
     (huggingface_hub builds the address and the login token), else its release URL."""
-    repo = getattr(entry, "hf_repo", None)
+    repo = entry.hf_repo
     if repo:
-        filename = getattr(entry, "hf_filename", None) or entry.file
-        revision = getattr(entry, "hf_revision", None)
+        filename = entry.hf_filename or entry.file
+        revision = entry.hf_revision
         endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
         try:
             from huggingface_hub import hf_hub_url

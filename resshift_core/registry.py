@@ -40,6 +40,9 @@ class RegistryEntry:
     architecture: Optional[dict] = None  # the published config params (for random-weight builds)
     parameter_count: Optional[int] = None
     shipped: bool = False  # lives in weights/ (no download)
+    hf_repo: Optional[str] = None  # a Hugging Face repository hosting the file (preferred over `url`)
+    hf_filename: Optional[str] = None  # its path inside that repository (default: `file`)
+    hf_revision: Optional[str] = None  # a commit or tag to pin (default: the main branch)
 
     @property
     def local_path(self) -> Optional[Path]:
@@ -55,7 +58,13 @@ def _registry_json() -> dict:
 
 def entries() -> list[RegistryEntry]:
     fields = RegistryEntry.__dataclass_fields__
-    return [RegistryEntry(**{k: v for k, v in e.items() if k in fields}) for e in _registry_json()["checkpoints"]]
+    out = []
+    for e in _registry_json()["checkpoints"]:
+        unknown = sorted(set(e) - set(fields))
+        if unknown:  # a misspelt field would otherwise be dropped without a word
+            raise ValueError(f"weights/registry.json: entry {e.get('name')!r} has unknown fields {unknown}")
+        out.append(RegistryEntry(**e))
+    return out
 
 
 def preset(name: str) -> DiffusionPreset:

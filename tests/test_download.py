@@ -199,8 +199,11 @@ def test_fetch_from_release_url_then_reuse(server, tmp_path):
 def test_fetch_from_a_hugging_face_repository(server, tmp_path, monkeypatch):
     httpd, base = server
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-    entry = Entry("thing", "thing.pth", url="http://unused.invalid/x", hf_repo="org/repo",
-                  hf_filename="weights/thing_v1.pth", sha256=SHA)
+    from resshift_core.registry import RegistryEntry
+
+    entry = RegistryEntry(name="thing", file="thing.pth", url="http://unused.invalid/x", part="unet", what="a test",
+                          sha256=SHA, size_bytes=None, license="", hf_repo="org/repo",
+                          hf_filename="weights/thing_v1.pth")
     url, auth = dl.entry_source(entry, endpoint=base)
     assert url == f"{base}/org/repo/resolve/main/weights/thing_v1.pth"
     out = fetch_checkpoint(entry, tmp_path, endpoint=base)

@@ -224,6 +224,23 @@ def test_mismatched_wiring_says_what_to_connect(comfy, tiny_cache, realsr):
 # -- host integration ---------------------------------------------------------------------------
 
 
+def test_previews_follow_the_hosts_setting(comfy, realsr):
+    import importlib
+
+    model, vae = realsr
+    (latent,) = comfy.run("ResShiftEncode", model=model, image=torch.rand(2, 12, 20, 3), vae=vae)
+    comfy.run("ResShiftSampler", model=model, latent=latent, seed=0)
+    assert comfy.previews == []  # ComfyUI's default: --preview-method none
+    cli_args = importlib.import_module("comfy.cli_args")
+    cli_args.args.preview_method = cli_args.LatentPreviewMethod.Auto
+    cli_args.args.preview_size = 32
+    comfy.run("ResShiftSampler", model=model, latent=latent, seed=0)
+    assert len(comfy.previews) == 4
+    kind, image, size = comfy.previews[-1]
+    assert (kind, size) == ("JPEG", 32)
+    assert image.mode == "RGB" and max(image.size) <= 32 and image.size[0] > image.size[1]  # 20 wide, 12 high
+
+
 def test_progress_per_step_and_interrupt_leaves_nothing_half_loaded(comfy, realsr):
     model, vae = realsr
     image = torch.rand(1, 8, 8, 3)

@@ -92,6 +92,7 @@ class Host:
     folder_paths: ModuleType
     pack: ModuleType
     progress: list = field(default_factory=list)
+    previews: list = field(default_factory=list)  # the preview images the progress hook was given
     interrupt_at: Optional[int] = None  # interrupt when this many progress updates were seen
 
     @property
@@ -146,6 +147,8 @@ def comfy(tmp_path, tmp_path_factory, monkeypatch):
 
         def hook(value, total, preview, node_id=None):  # what ComfyUI's server hook does
             host.progress.append((value, total))
+            if preview is not None:
+                host.previews.append(preview)
             if host.interrupt_at is not None and len(host.progress) >= host.interrupt_at:
                 mm.interrupt_current_processing(True)
             mm.throw_exception_if_processing_interrupted()
