@@ -155,6 +155,33 @@ def test_export_loads_and_restores(full_run):
     assert sr.shape == (1, 3, 32, 32) and torch.isfinite(sr).all()
 
 
+def test_export_only_writes_the_checkpoints_ema(full_run, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from resshift_core.train.__main__ import main
+
+    trainer, _, out = full_run
+    config = tmp_path / "run.toml"
+    config.write_text(trainer.cfg.to_toml())
+    target = tmp_path / "step30.safetensors"
+    assert main([str(config), "--export-only", str(target)]) == 0  # resume=auto: the run's last.pt
+    assert "step 30" in capsys.readouterr().out
+    again, final = load_file(target), load_file(out / "tiny.safetensors")
+    assert again.keys() == final.keys() and all(torch.equal(again[k], final[k]) for k in final)
+    with pytest.raises(SystemExit):
+        main([str(config), "--export-only", str(target), "--resume", "none"])
+
+
+def test_fold_config_trains_a_pixel_unshuffle_unet(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path)
+    cfg.model = dataclasses.replace(cfg.model, preset="pixel_realsr_x4_k05", pixel_unshuffle=2)
+    cfg.train = dataclasses.replace(cfg.train, steps=2)
+    trainer = Trainer(cfg, resume=None, log=lambda *_: None)
+    trainer.run()
+    loaded = load_unet(trainer.export())
+    assert loaded.config.pixel_unshuffle == 2 and loaded.preset.schedule.kappa == 0.5
+
+
 def test_metrics():
     a = torch.rand(2, 3, 32, 32)
     assert torch.isinf(psnr_y(a, a)).logical_not().all()  # clamped, finite

@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a field (TOML value)")
     p.add_argument("--resume", default="auto", help="auto (newest checkpoint in out_dir, if any), a checkpoint path, or none")
     p.add_argument("--max-steps", type=int, default=None, help="train at most this many steps in this call")
+    p.add_argument("--export-only", metavar="OUT.safetensors", default=None,
+                   help="do not train: write the EMA weights of the resumed checkpoint (--resume) to this file")
     args = p.parse_args(argv)
     if args.print_config:
         base = TrainConfig.load(args.config) if args.config else TrainConfig()
@@ -41,8 +43,17 @@ def main(argv=None) -> int:
     if not args.config:
         p.error("a config file is required (or --print-config)")
     cfg = _apply_overrides(TrainConfig.load(args.config), args.set)
-    from .loop import train
+    from .loop import Trainer, train
 
+    if args.export_only:
+        if args.resume == "none":
+            p.error("--export-only needs a checkpoint: --resume auto or a path")
+        trainer = Trainer(cfg, resume=args.resume)
+        if trainer.step == 0:
+            p.error(f"no checkpoint to export under {cfg.log.out_dir}/checkpoints (or at --resume)")
+        path = trainer.export(args.export_only)
+        print(f"exported the EMA weights of step {trainer.step} to {path}")
+        return 0
     train(cfg, resume=None if args.resume == "none" else args.resume, max_steps=args.max_steps)
     return 0
 
