@@ -17,6 +17,17 @@ import time
 
 V3_UNET = "resshift_realsrx4_s4_v3"
 F4_VAE = "autoencoder_vq_f4"
+RANDOM_V3 = "random-v3"  # the published v3 UNet and f4 VQGAN sizes, random weights (no download)
+
+
+def _load_pipeline(model: str, device, dtype_name: str):
+    """A checkpoint (path or registry name, as `upscale --model` takes) with its default VAE."""
+    from argparse import Namespace
+
+    from .cli_upscale import build_pipeline
+
+    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None)
+    return build_pipeline(args)
 
 
 def build_random_pipeline(device, dtype, seed: int = 0):
@@ -66,7 +77,8 @@ def worker(setting: dict) -> dict:
     device = torch.device(setting["device"])
     dtype = _torch_dtype(setting["dtype"])
     size = int(setting["size"])
-    pipe = build_random_pipeline(device, dtype)
+    model = setting.get("model") or RANDOM_V3
+    pipe = build_random_pipeline(device, dtype) if model == RANDOM_V3 else _load_pipeline(model, device, setting["dtype"])
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(1, 3, size, size, generator=gen)
 
@@ -78,14 +90,17 @@ def worker(setting: dict) -> dict:
             torch.cuda.synchronize(device)
         return out
 
-    # The warm-up run (allocator, oneDNN/cuDNN kernel choice) also counts the FLOPs.
+    # The warm-up run (allocator, oneDNN/cuDNN kernel choice) also counts the FLOPs. With
+    # repeat 0 it is also the timed run (for sizes that take many minutes on a CPU).
+    repeat = int(setting.get("repeat", 3))
+    t0 = time.perf_counter()
     with FlopCounterMode(display=False) as counter:
         out = run()
+    times = [time.perf_counter() - t0] if repeat == 0 else []
     flops = counter.get_total_flops()
-    if device.type == "cuda":
+    if device.type == "cuda" and repeat:
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(max(1, int(setting.get("repeat", 3)))):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         out = run()
         times.append(time.perf_counter() - t0)
@@ -95,10 +110,12 @@ def worker(setting: dict) -> dict:
         "size": f"{size}->{size * pipe.sf}",
         "dtype": setting["dtype"],
         "device": str(device),
+        "model": model,
         "seconds": round(seconds, 3),
         "gflops": round(flops / 1e9, 1),
         "gflop_per_s": round(flops / 1e9 / seconds, 1),
         "mp_per_s": round(out_pixels / 1e6 / seconds, 4),
+        "us_per_px": round(seconds / out_pixels * 1e6, 3),
         "peak_mb": round(_peak_mb(device), 1),
         "threads": torch.get_num_threads(),
         "tile": tiling.tile,
@@ -108,7 +125,8 @@ def worker(setting: dict) -> dict:
     }
     if setting["dtype"] != "fp32" and size <= 64:
         # Fidelity of the fast path: the same weights and noise in float32.
-        ref = build_random_pipeline(device, torch.float32).restore(image, seeds=[0], tiling=tiling)
+        ref_pipe = build_random_pipeline(device, torch.float32) if model == RANDOM_V3 else _load_pipeline(model, device, "fp32")
+        ref = ref_pipe.restore(image, seeds=[0], tiling=tiling)
         mse = torch.mean((out.float().cpu() - ref.float().cpu()) ** 2).item()
         result["psnr_vs_fp32_db"] = round(10 * math.log10(1.0 / max(mse, 1e-12)), 2)
     return result
@@ -125,7 +143,8 @@ def run_bench(args) -> int:
         sizes = args.size or ([64, 256, 512] if device.startswith("cuda") else [64, 256])
         for size in sizes:
             for dtype in dtypes:
-                setting = {"device": device, "dtype": dtype, "size": size, "repeat": args.repeat, "threads": args.threads}
+                setting = {"device": device, "dtype": dtype, "size": size, "repeat": args.repeat, "threads": args.threads,
+                           "model": getattr(args, "model", None) or RANDOM_V3}
                 proc = subprocess.run(
                     [sys.executable, "-m", "resshift_core.bench", json.dumps(setting)],
                     capture_output=True, text=True, env=dict(os.environ),

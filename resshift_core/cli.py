@@ -80,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="one JSON object per line")
     bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
     bench.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="dtypes (default fp32 and bf16)")
-    bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting (the best is kept)")
+    bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting, the best is kept (0: time the one FLOP-counting warm-up run, for slow sizes)")
     bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    bench.add_argument("--model", default="random-v3",
+                       help="random-v3 (published v3 UNet + f4 VQGAN sizes, random weights), or a checkpoint as for upscale --model")
     return parser
 
 
