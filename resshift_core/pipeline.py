@@ -126,11 +126,12 @@ class ResShiftPipeline:
         input-image (LR) pixels and override the automatic choice; `free_bytes` is the
         accelerator memory to size automatic tiles by (default: what the driver reports)."""
         vae_width = 128 if self.pixel_space else self.vae.config.ch
-        # A pixel-folding UNet's activations are 1/r^2 the size per output pixel.
-        unet_width = max(1, self.unet.config.model_channels // getattr(self.unet.config, "pixel_unshuffle", 1) ** 2)
-        cfg = auto_tiling(self.device, unet_width=unet_width, vae_width=vae_width,
-                          dtype_bytes=torch.finfo(self.dtype).bits // 8, size_multiple=self.unet.model.size_multiple,
-                          free_bytes=free_bytes)
+        fold = getattr(self.unet.config, "pixel_unshuffle", 1)
+        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=vae_width,
+                          dtype_bytes=torch.finfo(self.dtype).bits // 8,
+                          size_multiple=self.unet.model.size_multiple // fold, free_bytes=free_bytes)
+        if fold > 1:  # sized in the UNet's own (folded) pixels; plans count output pixels
+            cfg = replace(cfg, tile=cfg.tile * fold, overlap=cfg.overlap * fold)
         changes = {}
         if tile is not None:
             changes["tile"] = self.lr_to_latent(tile)

@@ -57,7 +57,8 @@ def post(url: str, data: dict, timeout: float = 30):
     request = urllib.request.Request(url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
-            return json.loads(r.read())
+            body = r.read()
+            return json.loads(body) if body.strip() else {}  # /interrupt answers with an empty body
     except urllib.error.HTTPError as exc:
         raise AssertionError(f"POST {url} answered {exc.code}: {exc.read().decode(errors='replace')}") from None
 
@@ -133,24 +134,30 @@ def test_templates_are_listed(server):
     assert sorted(templates.get(PACK, [])) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 
 
-@pytest.mark.parametrize("name", sorted(SCALE))
-def test_api_workflow_runs_in_the_server(server, name):
-    prompt = load_json(WORKFLOWS / "api" / f"{name}.json")
+def queue(server, prompt: dict) -> str:
     answer = post(f"{server['url']}/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
     assert not answer.get("node_errors"), answer
-    prompt_id = answer["prompt_id"]
+    return answer["prompt_id"]
+
+
+def wait_for(server, prompt_id: str, name: str) -> dict:
+    """The prompt's history entry once it has ended (success, error or interrupted)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
         history = get(f"{server['url']}/history/{prompt_id}")
         if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
-            entry = history[prompt_id]
-            if entry["status"]["status_str"] == "success" or entry["outputs"]:
-                break
-            pytest.fail(f"{name} failed: {json.dumps(entry['status'], indent=1)}\n{server['log']()}")
+            return history[prompt_id]
         if time.monotonic() > deadline:
             pytest.fail(f"{name} did not finish in {RUN_TIMEOUT_S} s\n{server['log']()}")
         time.sleep(0.5)
-    assert entry["status"]["status_str"] == "success", entry["status"]
+
+
+@pytest.mark.parametrize("name", sorted(SCALE))
+def test_api_workflow_runs_in_the_server(server, name):
+    prompt = load_json(WORKFLOWS / "api" / f"{name}.json")
+    entry = wait_for(server, queue(server, prompt), name)
+    if entry["status"]["status_str"] != "success":
+        pytest.fail(f"{name} failed: {json.dumps(entry['status'], indent=1)}\n{server['log']()}")
     save_id = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     images = entry["outputs"][save_id]["images"]
     assert len(images) == 1
@@ -158,6 +165,30 @@ def test_api_workflow_runs_in_the_server(server, name):
     sf = SCALE[name]
     with Image.open(path) as img:
         assert img.size == (INPUT_SIZE[0] * sf, INPUT_SIZE[1] * sf)
+
+
+def test_interrupt_while_the_chain_runs_then_the_same_prompt_runs(server):
+    """Cancel (POST /interrupt) mid-run; the next run of the same prompt succeeds (nothing half-loaded)."""
+    write_test_image(server["base"] / "input" / "big.png", (320, 320), seed=5)
+    prompt = load_json(WORKFLOWS / "api" / "resshift_realsr_x4.json")
+    load = next(k for k, v in prompt.items() if v["class_type"] == "LoadImage")
+    prompt[load]["inputs"]["image"] = "big.png"
+    prompt_id = queue(server, prompt)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not any(item[1] == prompt_id for item in get(f"{server['url']}/queue")["queue_running"]):
+        assert time.monotonic() < deadline, server["log"]()
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the chain, which takes several seconds at this size
+    post(f"{server['url']}/interrupt", {})
+    entry = wait_for(server, prompt_id, "interrupted run")
+    messages = [m[0] for m in entry["status"].get("messages", [])]
+    assert entry["status"]["status_str"] == "error" and "execution_interrupted" in messages, entry["status"]
+    again = wait_for(server, queue(server, prompt), "run after the interrupt")
+    assert again["status"]["status_str"] == "success", again["status"]
+    save_id = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+    image = again["outputs"][save_id]["images"][0]
+    with Image.open(server["base"] / "output" / image["subfolder"] / image["filename"]) as img:
+        assert img.size == (1280, 1280)
 
 
 # -- the fake host (tests/fake_comfy/host) against the real modules ---------------------------------
@@ -171,7 +202,7 @@ try:
     comfy.options.enable_args_parsing()
 except ImportError:  # the fake
     pass
-import comfy.model_management, comfy.model_patcher, comfy.utils, folder_paths
+import comfy.cli_args, comfy.model_management, comfy.model_patcher, comfy.utils, folder_paths
 wanted = json.loads(sys.stdin.read())
 out = {}
 for module_name, names in wanted.items():
@@ -204,7 +235,7 @@ def fake_surface() -> dict:
 
     surface = {}
     files = {"comfy.model_management": "comfy/model_management.py", "comfy.model_patcher": "comfy/model_patcher.py",
-             "comfy.utils": "comfy/utils.py", "folder_paths": "folder_paths.py"}
+             "comfy.utils": "comfy/utils.py", "folder_paths": "folder_paths.py", "comfy.cli_args": "comfy/cli_args.py"}
     saved = {k: v for k, v in sys.modules.items() if k == "comfy" or k.startswith("comfy.") or k == "folder_paths"}
     sys.path.insert(0, str(HOST_DIR))
     try:
@@ -223,6 +254,7 @@ def fake_surface() -> dict:
                     if "__init__" in vars(obj):
                         names.append(f"{name}.__init__")
             surface[module_name] = names
+        surface["comfy.cli_args"] += ["args.preview_method", "args.preview_size"]  # the settings we read
     finally:
         for k in [k for k in sys.modules if k == "comfy" or k.startswith("comfy.") or k == "folder_paths"]:
             del sys.modules[k]
