@@ -284,7 +284,8 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     preset = model.preset
     trained = preset.steps
     if steps and not 1 <= steps <= trained:
-        raise InputError(f"{model.name} was trained with {trained} steps: choose 1 to {trained} steps (0 = {trained})")
+        raise InputError(f"{model.name} was trained with {trained} steps: choose 1 to {trained} steps "
+                         f"(0 = the model's default, {preset.default_steps})")
     seeds = seeds_for(seed, latent.batch_size)
     host.check_interrupt()
     pipe = stage_pipeline(model.loaded, latent.vae, preset, model.patcher.load_device, model.dtype, model.channels_last)
@@ -362,7 +363,7 @@ def upscale(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, s
             tile: int = 0, overlap: int = 0, vae_tile: int = 0, fix: str = "none",
             mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Encode, sample and decode in one go, with one progress bar (encode + steps + decode)."""
-    total = (steps or model.preset.steps) + 2
+    total = (steps or model.preset.default_steps) + 2
     bar = host.progress_bar(total)
     latent = encode(model, vae, image, mask, vae_tile)
     bar.update_absolute(1, total)

@@ -19,7 +19,7 @@ MASK = ("MASK", {"tooltip": "Inpainting models only: white (1) marks the area to
 SEED = ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
                 "tooltip": "Noise seed. Image i of a batch uses seed + i, so it comes out as it would alone."})
 STEPS = ("INT", {"default": 0, "min": 0, "max": 1000,
-                 "tooltip": "Sampling steps; 0 = the steps the model was trained with (4 or 15). Fewer "
+                 "tooltip": "Sampling steps; 0 = the model's default (the steps it was trained with, 4 or 15, unless its preset says fewer). Fewer "
                             "steps respace the schedule."})
 TILE = ("INT", {"default": 0, "min": 0, "max": MAX_TILE, "step": 8,
                 "tooltip": "UNet tile side in input-image pixels; 0 = automatic (by free memory). Large "
@@ -74,7 +74,7 @@ class ResShiftSampler:
         }
 
     def sample(self, model, latent, seed, steps=0, tile_size=0, tile_overlap=0):
-        total = steps or model.preset.steps
+        total = steps or model.preset.default_steps
         return (runtime.sample(model, latent, seed, steps, tile_size, tile_overlap,
                                progress=runtime.step_progress(total)),)
 

@@ -70,7 +70,7 @@ def build_pipeline(args) -> ResShiftPipeline:
         raise InputError(f"{model_path.name} is a pixel-space model: it takes no --vae")
     print(
         f"model {model_path.name}: preset {unet.preset.name} ({unet.preset_source}), x{unet.preset.sf}, "
-        f"{args.steps or unet.preset.steps} steps; VAE {vae_name}; {device}, {args.dtype}",
+        f"{args.steps or unet.preset.default_steps} steps; VAE {vae_name}; {device}, {args.dtype}",
         file=sys.stderr,
     )
     return ResShiftPipeline(unet, vae, device=device, dtype=dtype, channels_last=device.type != "mps")
@@ -128,7 +128,7 @@ def run_upscale(args) -> int:
     root = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else None
     out = Path(args.output)
     pipe = build_pipeline(args)
-    steps = args.steps or pipe.preset.steps
+    steps = args.steps or pipe.preset.default_steps
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     progress = None
     if not args.no_progress:

@@ -21,6 +21,7 @@ class DiffusionPreset:
     latent: bool = True  # the chain runs in a VQGAN latent space (not pixels)
     predict: str = "xstart"  # what the network predicts; only x0 is used by published models
     name: str = "custom"
+    sample_steps: int = 0  # steps to sample when none are asked for (respaced); 0 = every trained step
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -31,10 +32,18 @@ class DiffusionPreset:
             )
         if int(self.sf) < 1:
             raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")
+        if not 0 <= int(self.sample_steps) <= self.schedule.steps:
+            raise ValueError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
 
     @property
     def steps(self) -> int:
+        """The trained chain length (sampling may respace it to fewer)."""
         return self.schedule.steps
+
+    @property
+    def default_steps(self) -> int:
+        """Steps sampled when the user asks for none."""
+        return int(self.sample_steps) or self.schedule.steps
 
     def to_dict(self) -> dict:
         """Flat, JSON-able; the format of our safetensors metadata and the registry."""

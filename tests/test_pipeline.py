@@ -169,3 +169,20 @@ def test_place_models_false_leaves_the_networks_alone():
     assert unet.model.input_blocks[0][0].weight is before and before.dtype == torch.float32
     ResShiftPipeline(unet, vae, device="cpu", dtype=torch.bfloat16)
     assert unet.model.input_blocks[0][0].weight.dtype == torch.bfloat16
+
+
+def test_a_preset_can_default_to_fewer_sampling_steps(realsr):
+    from dataclasses import replace
+
+    seen = []
+    one_step = replace(realsr.preset, sample_steps=1)
+    pipe = ResShiftPipeline(realsr.unet, realsr.vae, preset=one_step)
+    image = torch.rand(1, 3, 8, 8)
+    out = pipe.restore(image, seeds=[5], callback=seen.append)
+    assert len(seen) == 1 and one_step.default_steps == 1 and one_step.steps == 4
+    torch.testing.assert_close(out, realsr.restore(image, seeds=[5], steps=1))
+    assert len(seen) == 1
+    realsr.restore(image, seeds=[5], callback=seen.append)  # the published preset: every trained step
+    assert len(seen) == 5
+    with pytest.raises(ValueError, match="sample_steps"):
+        replace(realsr.preset, sample_steps=5)

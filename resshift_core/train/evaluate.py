@@ -45,7 +45,7 @@ def evaluate(unet_path: str, val_dir: str, *, vae_path: str | None = None, seed:
     mean = lambda k: sum(r[k] for r in rows) / len(rows)
     return {
         "model": str(unet_path), "val_dir": str(val_dir), "images": len(rows), "seed": seed,
-        "crop_border": crop_border, "steps": steps or pipe.preset.steps, "seconds": time.time() - t0,
+        "crop_border": crop_border, "steps": steps or pipe.preset.default_steps, "seconds": time.time() - t0,
         "psnr_y": mean("psnr"), "ssim_y": mean("ssim"),
         "bicubic_psnr_y": mean("bicubic_psnr"), "bicubic_ssim_y": mean("bicubic_ssim"), "per_image": rows,
     }
