@@ -5,6 +5,7 @@ the host, out-of-memory retries, dtype choice, wrong files, and downloads on fir
 import hashlib
 import http.server
 import inspect
+import re
 import threading
 
 import pytest
@@ -508,6 +509,9 @@ def test_pyproject_has_registry_fields_and_no_torch():
     with open(REPO / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)
     comfy_table = project["tool"]["comfy"]
+    name = project["project"]["name"]  # the registry's node id rules
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,98}", name) and "comfyui" not in name.lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["project"]["version"])
     assert {"PublisherId", "DisplayName", "Icon"} <= set(comfy_table) and comfy_table["PublisherId"]
     assert not any(dep.lower().startswith("torch") for dep in project["project"]["dependencies"])
     for dep in ("safetensors", "einops", "numpy", "huggingface_hub", "pillow", "tqdm"):
