@@ -182,6 +182,31 @@ def test_fold_config_trains_a_pixel_unshuffle_unet(data_dir, tmp_path):
     assert loaded.config.pixel_unshuffle == 2 and loaded.preset.schedule.kappa == 0.5
 
 
+@pytest.mark.parametrize("task,kind", [("realsr", "realsr_x4"), ("inpaint", "inpaint"), ("faceir", "face")])
+def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
+    """Latent training on a tiny VQGAN for real-world SR, inpainting (masks) and faces (f8, 8 channels)."""
+    from resshift_core.tiny import TASKS, tiny_unet_config, write_tiny_checkpoints
+
+    _, vae_path = write_tiny_checkpoints(tmp_path / "models", task)
+    ucfg = tiny_unet_config(task)
+    preset, factor = TASKS[task][0], TASKS[task][1]
+    cfg = tiny_config(data_dir, tmp_path / "run")
+    model = {k: v for k, v in ucfg.to_dict().items() if k in {f.name for f in dataclasses.fields(cfg.model)}}
+    cfg.model = dataclasses.replace(cfg.model, **model, preset=preset, vae_path=str(vae_path))
+    cfg.data = dataclasses.replace(cfg.data, gt_size=ucfg.image_size * factor)
+    cfg.degradation = dataclasses.replace(cfg.degradation, kind=kind)
+    cfg.train = dataclasses.replace(cfg.train, steps=3)
+    trainer = Trainer(cfg, resume=None, log=lambda *_: None)
+    batch = trainer.make_batch(0)
+    assert batch["gt"].shape[-1] == ucfg.image_size * factor
+    assert ("mask" in batch) == (kind == "inpaint")
+    losses = trainer.run()
+    assert len(losses) == 3 and all(np.isfinite(r["loss"]) for r in losses)
+    loaded = load_unet(trainer.export())
+    assert loaded.preset.name == preset and loaded.config.cond_mask == (kind == "inpaint")
+    assert loaded.config.in_channels == TASKS[task][2]
+
+
 def test_metrics():
     a = torch.rand(2, 3, 32, 32)
     assert torch.isinf(psnr_y(a, a)).logical_not().all()  # clamped, finite
