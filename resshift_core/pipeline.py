@@ -338,6 +338,7 @@ class ResShiftPipeline:
             self.denoiser(prepared, tiling, z_y), z_y, schedule, noise,
             normalize_input=self.preset.normalize_input, latent=self.preset.latent, callback=callback,
             clip_denoised=self.pixel_space,  # as published: clip x0 only without an autoencoder
+            predict=self.preset.predict,
         )
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .schedule import ScheduleConfig
 
 TASKS = ("realsr", "bicsr", "inpaint", "faceir")
+PREDICTIONS = ("xstart", "residual")
 
 
 @dataclass(frozen=True)
@@ -19,16 +20,17 @@ class DiffusionPreset:
     scale_factor: float = 1.0  # latents are multiplied by this after encoding
     normalize_input: bool = True  # divide the network input by sqrt(kappa^2 eta_t + 1)
     latent: bool = True  # the chain runs in a VQGAN latent space (not pixels)
-    predict: str = "xstart"  # what the network predicts; only x0 is used by published models
+    predict: str = "xstart"  # x0 ("xstart", every published model) or the residual y - x0 ("residual")
     name: str = "custom"
     sample_steps: int = 0  # steps to sample when none are asked for (respaced); 0 = every trained step
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        if self.predict != "xstart":
+        if self.predict not in PREDICTIONS:
             raise ValueError(
-                f"predict={self.predict!r} is not supported: every published ResShift model predicts x0 ('xstart')"
+                f"predict={self.predict!r} is not supported: choose 'xstart' (x0, every published model) or "
+                "'residual' (e0 = y - x0, the published code's RESIDUAL mean type)"
             )
         if int(self.sf) < 1:
             raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")

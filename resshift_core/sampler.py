@@ -102,8 +102,12 @@ def sample(
     clip_denoised: bool = False,
     callback: Optional[Callable[[StepInfo], None]] = None,
     x_start: Optional[torch.Tensor] = None,
+    predict: str = "xstart",
 ) -> torch.Tensor:
     """Run the whole reverse chain from the LR latent `z_y`; returns the x0 latent (float32).
+
+    `predict`: what the network outputs, x0 ("xstart", every published model) or the residual
+    e0 = y - x0 ("residual", the published code's ModelMeanType.RESIDUAL), so x0 = z_y - output.
 
     `x_start` replaces the prior draw (for resuming or tiled chains that share one x_T).
     A callback may raise to cancel; nothing else is kept between calls.
@@ -115,6 +119,8 @@ def sample(
         t_model = _batch_timesteps(schedule.timesteps[index], x)
         scale = schedule.input_scale(index, latent) if normalize_input else 1.0
         denoised = denoise(x / scale if scale != 1.0 else x, t_model).float()
+        if predict == "residual":
+            denoised = z_y - denoised
         if clip_denoised:
             denoised = denoised.clamp(-1.0, 1.0)
         x = posterior_step(x, denoised, index, schedule, noise, draw_index=i + 1)

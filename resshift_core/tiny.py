@@ -27,7 +27,7 @@ TASKS = {
     "inpaint": ("inpaint_s4", 4, 3, 4),
     "faceir": ("faceir_s4", 8, 8, 8),
     "pixel": ("pixel_realsr_x4_s4", 1, 3, 1),  # no VQGAN: the chain runs on pixels
-    "pixel_fold": ("pixel_realsr_x4_k05", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
+    "pixel_fold": ("tiny_realsr_x4", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
 }
 PIXEL_TASKS = ("pixel", "pixel_fold")
 

@@ -174,12 +174,12 @@ def test_export_only_writes_the_checkpoints_ema(full_run, tmp_path, capsys):
 
 def test_fold_config_trains_a_pixel_unshuffle_unet(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path)
-    cfg.model = dataclasses.replace(cfg.model, preset="pixel_realsr_x4_k05", pixel_unshuffle=2)
+    cfg.model = dataclasses.replace(cfg.model, preset="tiny_realsr_x4", pixel_unshuffle=2)
     cfg.train = dataclasses.replace(cfg.train, steps=2)
     trainer = Trainer(cfg, resume=None, log=lambda *_: None)
     trainer.run()
     loaded = load_unet(trainer.export())
-    assert loaded.config.pixel_unshuffle == 2 and loaded.preset.schedule.kappa == 0.5
+    assert loaded.config.pixel_unshuffle == 2 and loaded.preset.schedule.kappa == 0.5 and loaded.preset.predict == "residual"
 
 
 @pytest.mark.parametrize("task,kind", [("realsr", "realsr_x4"), ("inpaint", "inpaint"), ("faceir", "face")])

@@ -417,6 +417,20 @@ class ResShiftUNet(nn.Module):
     def size_multiple(self) -> int:
         return self.config.size_multiple
 
+    @torch.no_grad()
+    def init_as_published(self) -> "ResShiftUNet":
+        """Zero the last convolution of every residual block and of the output head, as the
+        published constructor does (`zero_module`): each block starts as the identity and the
+        network's first prediction is 0. For training from scratch; loading replaces it all."""
+        for module in self.modules():
+            if isinstance(module, ResBlock):
+                last = module.out_layers[-1]
+                last.weight.zero_()
+                last.bias.zero_()
+        self.out[-1].weight.zero_()
+        self.out[-1].bias.zero_()
+        return self
+
     def _check_inputs(self, x: torch.Tensor, lq: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> None:
         cfg = self.config
         if x.ndim != 4:

@@ -118,7 +118,7 @@ class Trainer:
         # the network (its initial weights depend on the seed only)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(tr.seed, "init") % (2**31))
-            model = ResShiftUNet(self.ucfg)
+            model = ResShiftUNet(self.ucfg).init_as_published()
         if cfg.model.init_checkpoint:
             model.load_state_dict(load_unet(cfg.model.init_checkpoint).model.state_dict())
         model.to(self.device)
@@ -255,11 +255,13 @@ class Trainer:
         ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
         with ctx:
             pred = self.net(inp, t, lq=cond, mask=mask)
-        mse = ((pred.float() - z_start) ** 2).mean()
+        # A residual model predicts e0 = y - x0 (published RESIDUAL): the same MSE on x0 = y - output.
+        x0 = z_y - pred.float() if self.preset.predict == "residual" else pred.float()
+        mse = ((x0 - z_start) ** 2).mean()
         loss, terms = mse, {"mse": mse.detach()}
         if self.lpips is not None:
-            x0 = pred.float() if self.vae is None else self.vae.decode(pred.float() / self.preset.scale_factor)
-            lp = self.lpips(x0.clamp(-1, 1), gt).mean()
+            image = x0 if self.vae is None else self.vae.decode(x0 / self.preset.scale_factor)
+            lp = self.lpips(image.clamp(-1, 1), gt).mean()
             loss = loss + self.cfg.train.lpips_weight * lp
             terms["lpips"] = lp.detach()
         return loss, terms
