@@ -115,3 +115,18 @@ def test_untrained_default_says_what_it_is(tmp_path, capsys, monkeypatch):
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", "untrained-tiny", "--no-progress"]) == 0
     assert "RANDOM weights" in capsys.readouterr().err
     assert Image.open(tmp_path / "o.png").size == (28, 20)
+
+
+def test_the_default_model_is_the_shipped_one(tmp_path, capsys, monkeypatch):
+    """No --model: real-world x4 with the small model in weights/, found without any download."""
+    from resshift_core import registry
+
+    shipped = [e for e in registry.entries() if e.shipped and e.part == "unet"]
+    assert shipped and shipped[0].local_path.is_file()
+    monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("RESSHIFT_OFFLINE", "1")
+    rng = np.random.default_rng(3)
+    _write(tmp_path / "a.png", (rng.random((10, 13, 3)) * 255).astype(np.uint8))
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--no-progress"]) == 0
+    assert f"model {shipped[0].file}" in capsys.readouterr().err
+    assert Image.open(tmp_path / "o.png").size == (52, 40)
