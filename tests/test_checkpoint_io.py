@@ -101,3 +101,17 @@ def test_bad_files_give_clear_errors(tmp_path, kind):
 def test_canonical_keys_strips_any_prefix_combination():
     keys = canonical_keys({"module._orig_mod.x": 1, "_orig_mod.module.y": 2, "z": 3})
     assert list(keys) == ["x", "y", "z"]
+
+
+def test_layout_mismatch_names_the_keys():
+    from resshift_core.checkpoints.layout import require_layout
+    from resshift_core.errors import ArchitectureError
+
+    expected = {"a.weight": (4, 3), "b.weight": (2,), "c.bias": (1,)}
+    require_layout(expected, {k: torch.zeros(s) for k, s in expected.items()}, "x")  # a fit: no error
+    bad = {"a.weight": torch.zeros(4, 4), "b.weight": torch.zeros(2), "d": torch.zeros(1)}
+    with pytest.raises(ArchitectureError) as info:
+        require_layout(expected, bad, "the test network")
+    text = str(info.value)
+    assert "do not fit the test network" in text and "1 missing (e.g. c.bias)" in text
+    assert "1 unexpected (e.g. d)" in text and "a.weight (4, 4) (expected (4, 3))" in text

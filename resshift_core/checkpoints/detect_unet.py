@@ -27,6 +27,7 @@ import torch
 from ..errors import ArchitectureError
 from ..models.swin import window_from_table_rows
 from ..models.unet import ResShiftUNet, UNetConfig
+from .layout import require_layout
 
 VQGAN_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
 UNET_MARKERS = ("time_embed.0.weight", "input_blocks.0.0.weight", "middle_block.0.in_layers.0.weight", "out.2.weight")
@@ -353,22 +354,4 @@ def _check_layout(state_dict: Mapping[str, torch.Tensor], config: UNetConfig) ->
     if not any(k.endswith("relative_position_index") for k in state_dict):
         # A file saved without buffers: compare the parameters only.
         expected = {k: v for k, v in expected.items() if not k.endswith(("relative_position_index", "attn_mask"))}
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong = [
-        f"{k} {tuple(state_dict[k].shape)} (expected {expected[k]})"
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != expected[k]
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"wrong shape: {'; '.join(wrong[:3])}")
-        raise ArchitectureError(
-            "the weights look like a ResShift UNet but do not match the architecture read from them "
-            f"({config.to_dict()}): " + "; ".join(parts)
-        )
+    require_layout(expected, state_dict, f"the ResShift UNet architecture read from them ({config.to_dict()})")

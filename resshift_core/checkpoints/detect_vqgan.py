@@ -22,6 +22,7 @@ import torch
 from ..errors import ArchitectureError
 from ..models.vqgan import VQGAN, VQGANConfig
 from .io import canonical_keys
+from .layout import require_layout
 
 VQGAN_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
 UNET_MARKERS = ("input_blocks.", "time_embed.", "middle_block.", "output_blocks.")
@@ -153,18 +154,4 @@ def _check_rebuilds(config: VQGANConfig, sd: Mapping[str, torch.Tensor]) -> None
     """Build on the meta device (no memory) and require the exact same keys and shapes."""
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in VQGAN(config).state_dict().items()}
-    missing = [k for k in expected if k not in sd]
-    extra = [k for k in sd if k not in expected]
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {s})" for k, s in expected.items() if k in sd and tuple(sd[k].shape) != s]
-    if missing or extra or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing ({', '.join(missing[:4])})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected ({', '.join(extra[:4])})")
-        if wrong:
-            parts.append(f"{len(wrong)} with other shapes ({'; '.join(wrong[:3])})")
-        raise ArchitectureError(
-            "these VQGAN weights do not fit the architecture read off them "
-            f"({config.to_dict()}): " + ", ".join(parts)
-        )
+    require_layout(expected, sd, f"the VQGAN architecture read off them ({config.to_dict()})")
