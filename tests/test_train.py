@@ -207,6 +207,21 @@ def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
     assert loaded.config.in_channels == TASKS[task][2]
 
 
+def test_t_weights_choose_the_chain_steps_trained(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path)
+    cfg.train = dataclasses.replace(cfg.train, t_weights=[0, 0, 1, 3])
+    trainer = Trainer(cfg, resume=None, log=lambda *_: None)
+    g = torch.Generator().manual_seed(0)
+    t = trainer._draw_t(4000, g)
+    counts = torch.bincount(t, minlength=4).tolist()
+    assert counts[0] == counts[1] == 0 and 0.2 < counts[2] / 4000 < 0.3  # 1/4 expected
+    uniform = Trainer(tiny_config(data_dir, tmp_path / "u"), resume=None, log=lambda *_: None)._draw_t(4000, g)
+    assert min(torch.bincount(uniform, minlength=4).tolist()) > 900  # the paper's: t uniform
+    cfg.train = dataclasses.replace(cfg.train, t_weights=[1, 1])
+    with pytest.raises(ValueError, match="need 4 non-negative weights"):
+        Trainer(cfg, resume=None, log=lambda *_: None)._draw_t(2, g)
+
+
 def test_metrics():
     a = torch.rand(2, 3, 32, 32)
     assert torch.isinf(psnr_y(a, a)).logical_not().all()  # clamped, finite

@@ -105,6 +105,7 @@ class TrainSection:
     ema_rate: float = _f(0.999, "EMA decay of the weights (warmed up as min(rate, (1+step)/(10+step)))")
     amp: str = _f("auto", "autocast dtype: bf16, fp16 (with a gradient scaler), none, or auto (bf16 on CUDA, none on CPU)")
     seed: int = _f(123456, "seed of every random stream (data order, crops, degradations, t, noise)")
+    t_weights: list = _f([], "relative frequency of each chain step t = 0..T-1 in training (empty = uniform, the paper's)")
     lpips_weight: float = _f(0.0, "weight of an LPIPS term on the decoded x0 (needs lpips_weights; skipped with a warning if absent)")
     lpips_weights: str = _f("", "local path of LPIPS-VGG weights (the lpips package's vgg.pth); nothing is downloaded")
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")

@@ -237,6 +237,15 @@ class Trainer:
         return self.vae.encode(x).float() * self.preset.scale_factor
 
     # -- the objective -------------------------------------------------------------------------
+    def _draw_t(self, n: int, g: torch.Generator) -> torch.Tensor:
+        """Chain steps to train on: uniform (the paper), or by train.t_weights."""
+        weights = self.cfg.train.t_weights
+        if not weights:
+            return torch.randint(0, self.T, (n,), generator=g, device=self.device)
+        w = torch.as_tensor([float(v) for v in weights], dtype=torch.float64)
+        if len(w) != self.T or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"train.t_weights {list(weights)}: need {self.T} non-negative weights, not all zero")
+        return torch.multinomial(w.to(self.device), n, replacement=True, generator=g)
     def loss_terms(self, batch: dict, step: int, micro: int) -> tuple[torch.Tensor, dict]:
         """MSE between the network's x0 and the true x0 at t ~ U{0..T-1} (published training_losses)."""
         seed, rank = self.cfg.train.seed, self.dist.rank
@@ -246,7 +255,7 @@ class Trainer:
         # pixel space: conditioned on the upsampled LR the chain starts from; latent: on the LR itself
         cond = z_y if self.vae is None else lq
         g = generator(seed, "noise", step, rank, micro, device=self.device)
-        t = torch.randint(0, self.T, (gt.shape[0],), generator=g, device=self.device)
+        t = self._draw_t(gt.shape[0], g)
         noise = torch.randn(z_start.shape, generator=g, device=self.device)
         z_t = q_sample(z_start, z_y, t, self.schedule, noise)
         inp = scale_model_input(z_t, t, self.schedule, latent=self.preset.latent) if self.preset.normalize_input else z_t
