@@ -27,7 +27,7 @@ def default_model_name(task: str) -> str:
     name = TASK_DEFAULTS[task]
     if name is not None:
         return name
-    shipped = [e for e in registry.entries() if e.shipped and e.part == "unet"]
+    shipped = [e for e in registry.entries() if e.shipped and e.part == "unet" and not e.experimental]
     return shipped[0].name if shipped else UNTRAINED_TINY
 
 

@@ -40,6 +40,7 @@ class RegistryEntry:
     architecture: Optional[dict] = None  # the published config params (for random-weight builds)
     parameter_count: Optional[int] = None
     shipped: bool = False  # lives in weights/ (no download)
+    experimental: bool = False  # below our quality bar: usable by name, never chosen by default
     hf_repo: Optional[str] = None  # a Hugging Face repository hosting the file (preferred over `url`)
     hf_filename: Optional[str] = None  # its path inside that repository (default: `file`)
     hf_revision: Optional[str] = None  # a commit or tag to pin (default: the main branch)

@@ -115,3 +115,19 @@ def test_layout_mismatch_names_the_keys():
     text = str(info.value)
     assert "do not fit the test network" in text and "1 missing (e.g. c.bias)" in text
     assert "1 unexpected (e.g. d)" in text and "a.weight (4, 4) (expected (4, 3))" in text
+
+
+def test_saved_models_get_the_umask_permissions_like_any_file(tmp_path):
+    import os
+    import stat
+
+    from resshift_core.checkpoints.writer import save_model
+    from resshift_core.tiny import make_tiny
+
+    old = os.umask(0o022)
+    try:
+        path = save_model(make_tiny("pixel")[0], tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left behind

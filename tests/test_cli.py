@@ -117,16 +117,23 @@ def test_untrained_default_says_what_it_is(tmp_path, capsys, monkeypatch):
     assert Image.open(tmp_path / "o.png").size == (28, 20)
 
 
-def test_the_default_model_is_the_shipped_one(tmp_path, capsys, monkeypatch):
-    """No --model: real-world x4 with the small model in weights/, found without any download."""
+def test_shipped_models_run_by_name_and_experimental_ones_are_never_the_default(tmp_path, capsys, monkeypatch):
+    """The small models in weights/ need no download; one below our quality bar is never chosen
+    by default (the default is then the loudly labelled untrained-tiny)."""
     from resshift_core import registry
 
     shipped = [e for e in registry.entries() if e.shipped and e.part == "unet"]
-    assert shipped and shipped[0].local_path.is_file()
+    assert shipped and all(e.local_path.is_file() for e in shipped)
     monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("RESSHIFT_OFFLINE", "1")
     rng = np.random.default_rng(3)
     _write(tmp_path / "a.png", (rng.random((10, 13, 3)) * 255).astype(np.uint8))
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--no-progress"]) == 0
-    assert f"model {shipped[0].file}" in capsys.readouterr().err
-    assert Image.open(tmp_path / "o.png").size == (52, 40)
+    for entry in shipped:
+        out = tmp_path / f"{entry.name}.png"
+        assert main(["upscale", str(tmp_path / "a.png"), "-o", str(out), "--model", entry.name, "--no-progress"]) == 0
+        assert f"model {entry.file}" in capsys.readouterr().err
+        assert Image.open(out).size == (52, 40)
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "d.png"), "--no-progress"]) == 0
+    default = next((e for e in shipped if not e.experimental), None)
+    err = capsys.readouterr().err
+    assert (f"model {default.file}" in err) if default else ("RANDOM weights" in err)

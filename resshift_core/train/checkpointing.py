@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import torch
+
+from ..checkpoints.writer import temp_file_beside
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -20,7 +21,7 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
