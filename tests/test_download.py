@@ -232,3 +232,14 @@ def test_remove_partials(tmp_path):
     keep.write_bytes(b"x")
     assert dl.remove_partials(tmp_path, older_than_s=-1) == 1
     assert leftovers(tmp_path) == ["m.pth"]
+
+
+def test_shipped_files_match_their_registry_hash_and_size():
+    import hashlib
+
+    from resshift_core import registry
+
+    for entry in registry.entries():
+        if entry.shipped:
+            data = entry.local_path.read_bytes()
+            assert entry.size_bytes == len(data) and entry.sha256 == hashlib.sha256(data).hexdigest(), entry.name
