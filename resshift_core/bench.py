@@ -26,7 +26,7 @@ def _load_pipeline(model: str, device, dtype_name: str):
 
     from .cli_upscale import build_pipeline
 
-    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None)
+    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None, steps=None)
     return build_pipeline(args)
 
 
@@ -168,7 +168,7 @@ def _print_row(row: dict) -> None:
     extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
     print(
         f"{row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  {row['seconds']:8.2f} s  "
-        f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  "
+        f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  {row['us_per_px']:8.2f} us/px  "
         f"peak {row['peak_mb']:8.1f} MB  (tiles {row['tile']}x{row['tile_batch']}/{row['vae_tile']}x{row['vae_tile_batch']}, "
         f"{row['threads']} threads){extra}",
         flush=True,

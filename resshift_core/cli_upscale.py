@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from . import registry
 from .checkpoints.loading import load_unet, load_vae
-from .errors import ImageError, InputError, ResShiftError
+from .errors import ImageError, InputError
 from .image_io import list_images, load_image, save_image
 from .model_files import resolve_checkpoint
 from .pipeline import ResShiftPipeline

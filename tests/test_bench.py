@@ -19,6 +19,16 @@ def test_bench_measures_a_setting_in_a_subprocess(capsys):
     assert rows[1]["gflops"] > 5 * rows[0]["gflops"]  # 9x the pixels: counted, not assumed
 
 
+def test_bench_measures_a_checkpoint_by_name(capsys):
+    from resshift_core import registry
+
+    name = next(e.name for e in registry.entries() if e.shipped and e.part == "unet")
+    code = main(["bench", "--json", "--device", "cpu", "--dtype", "fp32", "--size", "16", "--repeat", "0",
+                 "--threads", "1", "--model", name])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert code == 0 and rows[0]["model"] == name and rows[0]["size"] == "16->64", rows
+
+
 def test_bench_reports_a_failed_setting_and_exits_nonzero(capsys):
     code = main(["bench", "--device", "cpu", "--dtype", "fp32", "--size", "8", "--repeat", "0",
                  "--model", "/nonexistent/model.safetensors"])

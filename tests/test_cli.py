@@ -1,7 +1,6 @@
 """The command line: upscale files and folders, inspect, convert, and its error messages."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

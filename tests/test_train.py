@@ -222,6 +222,21 @@ def test_t_weights_choose_the_chain_steps_trained(data_dir, tmp_path):
         Trainer(cfg, resume=None, log=lambda *_: None)._draw_t(2, g)
 
 
+def test_validation_reports_psnr_ssim_and_the_bicubic_baseline(full_run, tmp_path):
+    trainer, _, _ = full_run
+    (tmp_path / "val" / "gt").mkdir(parents=True)
+    (tmp_path / "val" / "lq").mkdir()
+    for i, path in enumerate(sorted(_write_images(tmp_path / "hr", n=3, seed=9).rglob("*.png"))):
+        hr = Image.open(path).convert("RGB")  # 80 x 72 -> LR 20 x 18 (x4)
+        hr.save(tmp_path / "val" / "gt" / f"v{i}.png")
+        hr.resize((20, 18), Image.BICUBIC).save(tmp_path / "val" / "lq" / f"v{i}.png")
+    cfg = dataclasses.replace(trainer.cfg, data=dataclasses.replace(trainer.cfg.data, val_dir=str(tmp_path / "val")))
+    result = Trainer(cfg, resume=None, log=lambda *_: None).validate()
+    assert set(result) == {"val_psnr_y", "val_ssim_y", "val_bicubic_psnr_y"}
+    assert all(np.isfinite(v) for v in result.values()) and 0 < result["val_ssim_y"] <= 1
+    assert 15 < result["val_bicubic_psnr_y"] < 60
+
+
 def test_metrics():
     a = torch.rand(2, 3, 32, 32)
     assert torch.isinf(psnr_y(a, a)).logical_not().all()  # clamped, finite

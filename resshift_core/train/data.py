@@ -13,7 +13,6 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -6,7 +6,6 @@ when WORLD_SIZE > 1; only rank 0 writes anything).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -383,13 +382,17 @@ class Trainer:
         if not self.val_pairs or not self.dist.main:
             return {}
         pipe = self._pipeline()
-        psnrs, ssims, bic_p = [], [], []
+        psnrs, ssims, bicubic = [], [], []
         cb = self.cfg.log.val_crop_border
         for name, lq, gt in self.val_pairs:
             out = pipe.restore(lq[None], seeds=[self.cfg.log.val_seed]).cpu()
             psnrs.append(float(psnr_y(out, gt[None], cb)))
             ssims.append(float(ssim_y(out, gt[None], cb)))
-        return {"val_psnr_y": sum(psnrs) / len(psnrs), "val_ssim_y": sum(ssims) / len(ssims)}
+            # the baseline to beat, in the same log line
+            bic = F.interpolate(lq[None].float(), size=out.shape[-2:], mode="bicubic").clamp(0, 1)
+            bicubic.append(float(psnr_y(bic, gt[None, :, : out.shape[-2], : out.shape[-1]], cb)))
+        n = len(psnrs)
+        return {"val_psnr_y": sum(psnrs) / n, "val_ssim_y": sum(ssims) / n, "val_bicubic_psnr_y": sum(bicubic) / n}
 
     @torch.no_grad()
     def save_samples(self):
