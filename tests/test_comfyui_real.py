@@ -6,7 +6,8 @@ The server runs on 127.0.0.1 (a free port, --cpu) with a temporary --base-direct
 custom_nodes/ holds a link to this repository; the tiny checkpoints sit in a folder that only an
 --extra-model-paths-config file names, so the test also shows extra_model_paths.yaml reaching
 models/resshift. It checks /object_info, the pack's templates, and queues every API workflow
-through /prompt, waiting for each in /history. Nothing in the checkout is changed.
+through /prompt, waiting for each in /history, with sampler previews on (--preview-method auto),
+and interrupts one run. Nothing in the checkout is changed.
 """
 
 import json
@@ -76,7 +77,7 @@ def server(tmp_path_factory, tiny_cache):
     port = free_port()
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     cmd = [python, "main.py", "--cpu", "--base-directory", str(base), "--extra-model-paths-config", str(config),
-           "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+           "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch", "--preview-method", "auto",
            "--database-url", "sqlite:///:memory:"]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RESSHIFT_MODELS_DIR")}
     env.update(RESSHIFT_OFFLINE="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
