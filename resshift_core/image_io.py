@@ -33,7 +33,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
 import stat
 import struct
 import threading
@@ -47,6 +46,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import as_strided
 
+from .atomic_files import create_temp_beside
 from .errors import ImageError
 
 __all__ = [
@@ -866,19 +866,11 @@ def _write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
                          f"check the output path and its permissions") from None
     if path.is_dir():
         raise ImageError(f"cannot write {path}: a folder of that name exists; choose another output name")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name[:120]}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for a plain open()
-            break
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ImageError(f"cannot write into {path.parent}: {exc.strerror or exc}; "
-                             f"check the output folder and its permissions") from None
-    else:  # pragma: no cover
-        raise ImageError(f"cannot create a temporary file in {path.parent}")
+    try:
+        fd, tmp = create_temp_beside(path)
+    except OSError as exc:
+        raise ImageError(f"cannot write into {path.parent}: {exc.strerror or exc}; "
+                         f"check the output folder and its permissions") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from ..atomic_files import create_temp_beside
 from .loading import METADATA_FORMAT, LoadedModel
 
 
@@ -25,28 +25,15 @@ def checkpoint_metadata(loaded: LoadedModel) -> dict[str, str]:
     return meta
 
 
-def temp_file_beside(path: Path) -> tuple[int, str]:
-    """(fd, name) of a new hidden file beside `path`, created with the umask's permissions (as a
-    plain open() would; mkstemp's 0600 would leave the final file readable by its owner only)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file beside {path}")
-
-
 def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(path)
+    fd, tmp = create_temp_beside(path)
     mode = os.fstat(fd).st_mode & 0o777  # what the umask allows
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        save_file(tensors, str(tmp), metadata=metadata)
         os.chmod(tmp, mode)  # safetensors writes its files 0600
         os.replace(tmp, path)
     except BaseException:

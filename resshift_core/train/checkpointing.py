@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.writer import temp_file_beside
+from ..atomic_files import create_temp_beside
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -21,7 +21,7 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(path)
+    fd, tmp = create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
