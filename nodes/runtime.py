@@ -25,9 +25,7 @@ from resshift_core.pipeline import Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
 from resshift_core.preview import LinearPreview
 from resshift_core.sampler import SeededNoise, StepInfo
-from resshift_core.tiling import (
-    UNET_BYTES_PER_PIXEL, VAE_BYTES_PER_PIXEL, TilingConfig, crop_padding, round_up,
-)
+from resshift_core.tiling import TilingConfig, crop_padding, round_up
 
 from . import host
 
@@ -152,18 +150,6 @@ def tiling_for(pipe: ResShiftPipeline, tile: int = 0, overlap: int = 0, vae_tile
     return pipe.tiling(tile or None, overlap or None, vae_tile or None, free_bytes=free)
 
 
-def _activation_bytes(pipe: ResShiftPipeline, stage: str, latent_pixels: int, tiling: TilingConfig) -> int:
-    """Roughly what one network call needs beyond its weights (for the host's room-making)."""
-    scale = torch.finfo(pipe.dtype).bits / 32
-    if stage == "unet":
-        per_px = UNET_BYTES_PER_PIXEL * pipe.unet.config.model_channels / 160
-        pixels = min(latent_pixels, tiling.tile**2 * tiling.batch)
-    else:
-        per_px = VAE_BYTES_PER_PIXEL * (pipe.vae.config.ch if pipe.vae is not None else 128) / 128
-        pixels = min(latent_pixels, tiling.vae_tile**2 * tiling.vae_batch)
-    return int(per_px * scale * pixels)
-
-
 # -- image conversion ---------------------------------------------------------------------------
 
 
@@ -247,7 +233,7 @@ def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, ma
         multiple = pipe.lr_multiple
         height, width = (round_up(n, multiple) for n in images.shape[-2:])
         pixels = images.shape[0] * pipe.lr_to_latent(height) * pipe.lr_to_latent(width)
-        memory = _activation_bytes(pipe, "vae", pixels, tiling_for(pipe, vae_tile=vae_tile))
+        memory = pipe.activation_bytes("vae", pixels, tiling_for(pipe, vae_tile=vae_tile))
         device = host.load(vae.patcher, memory)
         pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, device, vae.dtype, vae.channels_last,
                               vae.patcher, memory)
@@ -290,7 +276,7 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     host.check_interrupt()
     pipe = stage_pipeline(model.loaded, latent.vae, preset, model.patcher.load_device, model.dtype, model.channels_last)
     probe = tiling_for(pipe, tile, overlap)
-    memory = _activation_bytes(pipe, "unet", int(latent.z_y.shape[-2] * latent.z_y.shape[-1]) * latent.batch_size, probe)
+    memory = pipe.activation_bytes("unet", int(latent.z_y.shape[-2] * latent.z_y.shape[-1]) * latent.batch_size, probe)
     device = host.load(model.patcher, memory)
     pipe = stage_pipeline(model.loaded, latent.vae, preset, device, model.dtype, model.channels_last,
                           model.patcher, memory)
@@ -338,7 +324,7 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
         pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, vae.patcher.load_device, vae.dtype, vae.channels_last)
         probe = tiling_for(pipe, vae_tile=vae_tile)
         z = latent.samples
-        memory = _activation_bytes(pipe, "vae", int(z.shape[-2] * z.shape[-1]) * z.shape[0], probe)
+        memory = pipe.activation_bytes("vae", int(z.shape[-2] * z.shape[-1]) * z.shape[0], probe)
         device = host.load(vae.patcher, memory)
         pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, device, vae.dtype, vae.channels_last,
                               vae.patcher, memory)

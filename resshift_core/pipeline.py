@@ -23,7 +23,10 @@ from .errors import ArchitectureError, InputError
 from .presets import DiffusionPreset
 from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
-from .tiling import Padding, Tile, TilePlan, TilingConfig, auto_tiling, blend_tiles, crop_padding, pad_to_multiple
+from .tiling import (
+    Padding, Tile, TilePlan, TilingConfig, auto_tiling, blend_tiles, crop_padding, pad_to_multiple,
+    unet_bytes_per_pixel, vae_bytes_per_pixel,
+)
 
 BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
 
@@ -125,10 +128,9 @@ class ResShiftPipeline:
         """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
         input-image (LR) pixels and override the automatic choice; `free_bytes` is the
         accelerator memory to size automatic tiles by (default: what the driver reports)."""
-        vae_width = 128 if self.pixel_space else self.vae.config.ch
-        fold = getattr(self.unet.config, "pixel_unshuffle", 1)
-        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=vae_width,
-                          dtype_bytes=torch.finfo(self.dtype).bits // 8,
+        fold = self.unet_fold
+        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=self._vae_width,
+                          dtype_bytes=self._dtype_bytes,
                           size_multiple=self.unet.model.size_multiple // fold, free_bytes=free_bytes)
         if fold > 1:  # sized in the UNet's own (folded) pixels; plans count output pixels
             cfg = replace(cfg, tile=cfg.tile * fold, overlap=cfg.overlap * fold)
@@ -140,6 +142,28 @@ class ResShiftPipeline:
         if vae_tile is not None:
             changes["vae_tile"] = self.lr_to_latent(vae_tile)
         return replace(cfg, **changes)
+
+    @property
+    def unet_fold(self) -> int:
+        """Pixels per UNet pixel along a side (a pixel-folding UNet's pixel_unshuffle, else 1)."""
+        return getattr(self.unet.config, "pixel_unshuffle", 1)
+
+    @property
+    def _vae_width(self) -> int:
+        return 128 if self.pixel_space else self.vae.config.ch
+
+    @property
+    def _dtype_bytes(self) -> int:
+        return torch.finfo(self.dtype).bits // 8
+
+    def activation_bytes(self, stage: str, plan_pixels: int, tiling: TilingConfig) -> int:
+        """Roughly what one network call of `stage` ("unet" or "vae") needs beyond its weights,
+        for a whole batch of `plan_pixels` latent (pixel-space: output) pixels cut by `tiling`."""
+        if stage == "unet":
+            pixels = min(plan_pixels, tiling.tile**2 * tiling.batch) // self.unet_fold**2
+            return int(unet_bytes_per_pixel(self.unet.config.model_channels, self._dtype_bytes) * pixels)
+        pixels = min(plan_pixels, tiling.vae_tile**2 * tiling.vae_batch)
+        return int(vae_bytes_per_pixel(self._vae_width, self._dtype_bytes) * pixels)
 
     def lr_to_latent(self, pixels: int) -> int:
         """Input-image pixels -> latent pixels (for pixel-space models the 'latent' is the output)."""

@@ -228,6 +228,16 @@ MAX_UNET_TILE = 1024
 CPU_TILING = TilingConfig(tile=256, overlap=16, vae_tile=MAX_VAE_TILE, vae_overlap=8)
 
 
+def unet_bytes_per_pixel(width: int = 160, dtype_bytes: int = 4) -> float:
+    """Activation memory of one UNet call per pixel it sees, for a UNet `width` channels wide."""
+    return UNET_BYTES_PER_PIXEL * width / 160 * dtype_bytes / 4
+
+
+def vae_bytes_per_pixel(width: int = 128, dtype_bytes: int = 4) -> float:
+    """Activation memory of one VQGAN decode per latent pixel, for a VQGAN `width` channels wide."""
+    return VAE_BYTES_PER_PIXEL * width / 128 * dtype_bytes / 4
+
+
 def auto_tiling(
     device: torch.device | str,
     *,
@@ -244,8 +254,8 @@ def auto_tiling(
     if free_bytes is None:
         free_bytes, _ = torch.cuda.mem_get_info(device)
     budget = free_bytes * 0.5
-    unet_px = UNET_BYTES_PER_PIXEL * unet_width / 160 * dtype_bytes / 4
-    vae_px = VAE_BYTES_PER_PIXEL * vae_width / 128 * dtype_bytes / 4
+    unet_px = unet_bytes_per_pixel(unet_width, dtype_bytes)
+    vae_px = vae_bytes_per_pixel(vae_width, dtype_bytes)
     tile = int((budget / unet_px) ** 0.5) // size_multiple * size_multiple
     vae_tile = int((budget / vae_px) ** 0.5) // 8 * 8
     tile = max(size_multiple, min(tile, MAX_UNET_TILE))

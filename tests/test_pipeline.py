@@ -186,3 +186,17 @@ def test_a_preset_can_default_to_fewer_sampling_steps(realsr):
     assert len(seen) == 5
     with pytest.raises(ValueError, match="sample_steps"):
         replace(realsr.preset, sample_steps=5)
+
+
+def test_activation_estimate_counts_the_pixels_the_unet_sees():
+    from resshift_core.tiling import unet_bytes_per_pixel, vae_bytes_per_pixel
+
+    tiling = TilingConfig(tile=64, vae_tile=32, batch=2, vae_batch=1)
+    plain = ResShiftPipeline(*make_tiny("pixel"))
+    folded = ResShiftPipeline(*make_tiny("pixel_fold"))
+    assert plain.activation_bytes("unet", 10**6, tiling) == int(unet_bytes_per_pixel(32) * 64 * 64 * 2)
+    # a UNet folding 4x4 pixel blocks sees 16 times fewer pixels
+    assert folded.activation_bytes("unet", 10**6, tiling) == int(unet_bytes_per_pixel(32) * 64 * 64 * 2 // 16)
+    assert plain.activation_bytes("unet", 100, tiling) == int(unet_bytes_per_pixel(32) * 100)  # small images
+    latent = ResShiftPipeline(*make_tiny("realsr"), dtype=torch.bfloat16)
+    assert latent.activation_bytes("vae", 10**6, tiling) == int(vae_bytes_per_pixel(32, 2) * 32 * 32)
