@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ def published_layouts():
     if not base.is_dir():
         return []
     return sorted(p for p in base.glob("*.json") if p.name != "index.json")
+
+
+@contextmanager
+def one_torch_thread():
+    """Run with one torch thread, then restore the count: tiny networks gain nothing from
+    threads and lose a lot when the 2 cores are shared."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 @pytest.fixture

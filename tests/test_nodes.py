@@ -11,6 +11,7 @@ import threading
 import pytest
 import torch
 
+from conftest import one_torch_thread
 from fake_comfy import (  # noqa: F401 - fixtures
     comfy, declared_inputs, install_tiny, is_widget, load_pack, tiny_cache, WIDGET_TYPES,
 )
@@ -24,10 +25,8 @@ CORE_NODE_IDS = {"LoadImage", "SaveImage", "VAEDecode", "VAEEncode", "KSampler",
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: threads only add overhead (and the CI has 2 cores)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture

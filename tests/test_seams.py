@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import SHARED, one_torch_thread
 from resshift_core import registry
 from resshift_core.checkpoints.loading import load_unet
 from resshift_core.image_io import load_image
@@ -26,10 +26,8 @@ HARD_TILE = 128  # the network's multiple: with no overlap, 5 x 5 tiles that onl
 def pipe():
     shipped = [e for e in registry.entries() if e.shipped and e.part == "unet"]
     assert shipped, "weights/registry.json lists no shipped model"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield ResShiftPipeline(load_unet(shipped[0].local_path), None)
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield ResShiftPipeline(load_unet(shipped[0].local_path), None)
 
 
 def smooth_image(h: int, w: int) -> torch.Tensor:

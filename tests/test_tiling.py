@@ -1,8 +1,5 @@
 """Tile plans, blending weights, padding, and tiled sampling against untiled."""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 

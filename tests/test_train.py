@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_torch_thread
 from PIL import Image
 
 from resshift_core.checkpoints.loading import load_unet
@@ -58,11 +59,8 @@ def tiny_config(data: Path, out: Path, **train) -> TrainConfig:
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One torch thread: fast and steady on a busy 2-core machine; restored for the other tests."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import published_layouts, reference_cases
+from conftest import one_torch_thread, published_layouts, reference_cases
 from resshift_core.checkpoints.detect_unet import detect_unet_config, looks_like_unet
 from resshift_core.checkpoints.io import load_state_dict
 from resshift_core.errors import ArchitectureError, InputError
@@ -18,11 +18,8 @@ UNET_LAYOUTS = [p for p in published_layouts() if json.loads(p.read_text())["par
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Tiny models gain nothing from threads, and lose a lot when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def _layout(path):

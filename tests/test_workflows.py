@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from conftest import one_torch_thread
 from PIL import Image
 
 from fake_comfy import (  # noqa: F401 - fixtures
@@ -28,10 +29,8 @@ SCALE = {"resshift_realsr_x4": 4, "resshift_upscale_one_node": 4, "resshift_bicu
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture
