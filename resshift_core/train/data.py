@@ -40,7 +40,7 @@ class CropDataset:
     """HR images (and optionally their LR partners) from which fixed-size random crops are drawn."""
 
     def __init__(self, train_dir: str, gt_size: int, *, lq_dir: str = "", sf: int = 4, use_hflip: bool = True,
-                 use_rot: bool = False, cache: bool = True):
+                 use_rot: bool = False, cache: bool = True, rescale_gt: bool = False, rescale_size: int = 0):
         if not train_dir:
             raise ValueError("data.train_dir is empty: name a folder of HR training images")
         self.paths = list_images(train_dir, recursive=True)
@@ -57,6 +57,12 @@ class CropDataset:
         if self.lq_paths is not None and self.gt_size % self.sf:
             raise ValueError(f"gt_size {gt_size} must be a multiple of sf {sf} for paired data")
         self.use_hflip, self.use_rot = use_hflip, use_rot
+        # Paired LR/HR data is used as it is: resizing the HR would break the pairing.
+        self.rescale_gt = bool(rescale_gt) and self.lq_paths is None
+        self.rescale_size = int(rescale_size) or self.gt_size
+        if self.rescale_size < self.gt_size:
+            raise ValueError(f"data.rescale_size {rescale_size} is smaller than gt_size {gt_size}: "
+                             "use 0 (= gt_size) or a side of at least gt_size")
         self.cache = cache
         self._hr: dict[int, torch.Tensor] = {}
         self._lq: dict[int, torch.Tensor] = {}
@@ -106,18 +112,37 @@ class CropDataset:
                 x = int(torch.randint(0, w - ls + 1, (1,), generator=g))
                 lq = lq[:, y:y + ls, x:x + ls]
                 hr = hr[:, y * self.sf:(y + ls) * self.sf, x * self.sf:(x + ls) * self.sf]
+            elif self.rescale_gt:
+                hr = _rescaled_square(hr, s, self.rescale_size, g)
             else:
-                hr = _pad_to(hr, s)
-                h, w = hr.shape[-2:]
-                y = int(torch.randint(0, h - s + 1, (1,), generator=g))
-                x = int(torch.randint(0, w - s + 1, (1,), generator=g))
-                hr = hr[:, y:y + s, x:x + s]
+                hr = _random_crop(_pad_to(hr, s), s, g)
             flips = torch.rand(3, generator=g)
             hr, lq = _augment(hr, lq, flips, self.use_hflip, self.use_rot)
             hrs.append(hr)
             if lq is not None:
                 lqs.append(lq)
         return torch.stack(hrs), (torch.stack(lqs) if lqs else None)
+
+
+def _random_crop(img: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    y = int(torch.randint(0, h - size + 1, (1,), generator=g))
+    x = int(torch.randint(0, w - size + 1, (1,), generator=g))
+    return img[:, y:y + size, x:x + size]
+
+
+def _rescaled_square(img: torch.Tensor, gt_size: int, rescale_size: int, g: torch.Generator) -> torch.Tensor:
+    """The published rescale_gt crop: a random square as large as the short side (at least
+    gt_size), area-resized to gt_size, so a crop shows a whole scene at the scale of the
+    evaluation images rather than a zoomed-in patch. With rescale_size > gt_size the square is
+    resized to rescale_size and a gt_size crop is taken from it (ours: the same image scale at a
+    smaller, cheaper crop)."""
+    side = max(min(img.shape[-2:]), rescale_size)
+    square = _random_crop(_pad_to(img, side), side, g)
+    if side != rescale_size:
+        square = F.interpolate(square[None].float(), size=(rescale_size, rescale_size), mode="area")[0]
+        square = square.round().clamp(0, 255).to(torch.uint8)
+    return _random_crop(square, gt_size, g) if rescale_size != gt_size else square
 
 
 def _pad_to(img: torch.Tensor, size: int) -> torch.Tensor:
