@@ -316,6 +316,26 @@ def test_default_config_is_published_real_world_x4():
     assert DegradationConfig.realsr_x2().sf == 2 and DegradationConfig.bicubic_x4().mode == "bicubic"
 
 
+def test_testing_config_is_the_published_testing_degradation(nat):
+    """degradation_testing_realesrgan.yaml, with which ResShift made ImageNet-Test (and Val_SR)."""
+    c = DegradationConfig.realsr_x4_testing()
+    assert (c.blur1.kernel_sizes, c.blur1.pad_to, c.blur1.sigma_range) == ((3, 5, 7, 9, 11), 13, (0.2, 0.8))
+    assert (c.blur2.kernel_sizes, c.blur2.pad_to, c.blur2.sigma_range, c.blur2.sinc_prob) == ((3, 5), 7, (0.2, 0.5), 0.0)
+    assert c.blur1.kernel_prob == c.blur2.kernel_prob == (0.6, 0.4, 0.0, 0.0, 0.0, 0.0)
+    assert (c.resize_range, c.noise_range, c.poisson_scale_range, c.jpeg_range) == ((0.5, 1.5), (1, 15), (0.05, 0.3), (70, 95))
+    assert (c.second_order_prob, c.jpeg_range2, c.final_sinc_prob, c.final_sinc_pad_to) == (0.0, (80, 100), 0.2, 7)
+    p = sample_params(gen(5), 400, DegradationConfig.realsr_x4_testing(per_sample=True))
+    assert not bool(p.second_order.any())
+    assert max(p.kernel1_info["size"]) <= 11 and float(p.noise1_sigma.max()) <= 15
+    assert float(p.jpeg1_quality.min()) >= 70 and float(p.jpeg2_quality.min()) >= 80
+    # Milder than the training degradation: its LR images stay closer to a clean bicubic LR.
+    hr = nat[:, :, :128, :128]
+    clean = F.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True)
+    mild = [psnr(degrade(hr, gen(s), DegradationConfig.realsr_x4_testing()), clean) for s in range(6)]
+    harsh = [psnr(degrade(hr, gen(s), DegradationConfig.realsr_x4()), clean) for s in range(6)]
+    assert sum(mild) / 6 > sum(harsh) / 6 + 2
+
+
 @pytest.mark.parametrize("sf,size", [(4, (64, 64)), (2, (64, 48)), (4, (96, 80))])
 def test_output_shape_range_and_levels(sf, size):
     hr = torch.rand(2, 3, *size, generator=gen(10))

@@ -220,6 +220,29 @@ def test_t_weights_choose_the_chain_steps_trained(data_dir, tmp_path):
         Trainer(cfg, resume=None, log=lambda *_: None)._draw_t(2, g)
 
 
+def test_mixed_degradation_gives_part_of_every_batch_the_second_kind(data_dir, tmp_path):
+    from resshift_core.degradations import DegradationConfig, degrade
+
+    cfg = tiny_config(data_dir, tmp_path)
+    cfg.degradation = dataclasses.replace(cfg.degradation, kind="realsr_x4", mix_kind="bicubic_x4", mix_fraction=0.25)
+    trainer = Trainer(cfg, resume=None, log=lambda *_: None)
+    assert trainer.mix_count == 1
+    for step in range(3):
+        batch = trainer.make_batch(step)
+        gt = batch["gt"] * 0.5 + 0.5
+        bicubic = degrade(gt, torch.Generator().manual_seed(0), DegradationConfig.bicubic_x4()) * 2 - 1
+        torch.testing.assert_close(batch["lq"][3:], bicubic[3:].clamp(-1, 1))  # the mixed image
+        assert not torch.allclose(batch["lq"][:3], bicubic[:3], atol=0.05)  # the real-world ones
+        assert torch.equal(trainer.make_batch(step)["lq"], batch["lq"])  # seeded, like the rest
+    for kind, fraction, message in [("face", 0.5, "mixing works between the super-resolution kinds"),
+                                    ("realsr_x2", 0.5, "mix kinds of the same scale"),
+                                    ("bicubic_x4", 0.05, "leaves both kinds at least one image"),
+                                    ("bicubic_x4", 1.5, "between 0 and 1"), ("blurry", 0.5, "choose realsr_x4")]:
+        cfg.degradation = dataclasses.replace(cfg.degradation, mix_kind=kind, mix_fraction=fraction)
+        with pytest.raises(ValueError, match=message):
+            Trainer(cfg, resume=None, log=lambda *_: None)
+
+
 def test_validation_reports_psnr_ssim_and_the_bicubic_baseline(full_run, tmp_path):
     trainer, _, _ = full_run
     (tmp_path / "val" / "gt").mkdir(parents=True)

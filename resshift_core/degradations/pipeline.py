@@ -99,6 +99,23 @@ class DegradationConfig:
         return cls(**overrides)
 
     @classmethod
+    def realsr_x4_testing(cls, **overrides) -> "DegradationConfig":
+        """Published testing degradation (``degradation_testing_realesrgan.yaml``), with which ResShift's
+        ImageNet-Test (and so ``Val_SR``) was made: one order of mild blur, noise and JPEG, then
+        the final resize, an occasional small sinc and a light JPEG."""
+        light = dict(kernel_prob=(0.6, 0.4, 0.0, 0.0, 0.0, 0.0), betap_range=(1.0, 1.2))
+        return cls(**{
+            "blur1": BlurKernelConfig(kernel_sizes=_odd_range(3, 11), pad_to=13, sinc_prob=0.1, sigma_range=(0.2, 0.8),
+                                      betag_range=(1.0, 1.5), **light),
+            "blur2": BlurKernelConfig(kernel_sizes=_odd_range(3, 5), pad_to=7, sinc_prob=0.0, sigma_range=(0.2, 0.5),
+                                      betag_range=(0.5, 0.8), **light),
+            "resize_range": (0.5, 1.5), "noise_range": (1.0, 15.0), "poisson_scale_range": (0.05, 0.3),
+            "jpeg_range": (70.0, 95.0), "second_order_prob": 0.0, "second_blur_prob": 0.2,
+            "resize_range2": (0.8, 1.2), "noise_range2": (1.0, 10.0), "poisson_scale_range2": (0.05, 0.2),
+            "jpeg_range2": (80.0, 100.0), "final_sinc_prob": 0.2, "final_sinc_sizes": _odd_range(3, 5),
+            "final_sinc_pad_to": 7, **overrides})
+
+    @classmethod
     def realsr_x2(cls, **overrides) -> "DegradationConfig":
         """Published real-world x2 training degradation (``realsr_realesrgan256_x2.yaml``): same, sf = 2."""
         return cls(**{"sf": 2, **overrides})

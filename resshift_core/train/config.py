@@ -70,6 +70,8 @@ class DataSection:
     val_dir: str = _f("", "validation folder with lq/ and gt/ subfolders (e.g. Val_SR); empty = no validation")
     val_max_images: int = _f(0, "validate on at most this many pairs (0 = all)")
     gt_size: int = _f(256, "side of the random HR crops")
+    rescale_gt: bool = _f(True, "published: take a random square of side max(short side, gt_size) and area-resize it, so crops show whole scenes (HR-only data)")
+    rescale_size: int = _f(0, "with rescale_gt, resize the square to this side and crop gt_size from it (ours; 0 = gt_size, the published behaviour)")
     use_hflip: bool = _f(True, "random horizontal flips")
     use_rot: bool = _f(False, "random vertical flips and 90-degree rotations")
     cache_images: bool = _f(True, "decode all training images once and keep them in memory (uint8)")
@@ -79,8 +81,10 @@ class DataSection:
 class DegradationSection:
     """How LR inputs are made from HR crops on the fly (batched, on the training device)."""
 
-    kind: str = _f("realsr_x4", "realsr_x4, realsr_x2, bicubic_x4 (DegradationConfig presets), inpaint (masks), face (degrade_face)")
+    kind: str = _f("realsr_x4", "realsr_x4, realsr_x4_testing, realsr_x2, bicubic_x4 (DegradationConfig presets), inpaint (masks), face (degrade_face)")
     overrides: dict = _f({}, "fields of DegradationConfig / MaskConfig / FaceDegradationConfig to change, e.g. {second_order_prob = 0.3}")
+    mix_kind: str = _f("", "a second SR degradation kind for part of every batch (ours; e.g. realsr_x4_testing); empty = none")
+    mix_fraction: float = _f(0.0, "fraction of every batch degraded by mix_kind instead of kind (rounded to whole images)")
 
 
 @dataclass

@@ -152,9 +152,11 @@ class Trainer:
         self.local_batch = tr.batch_size // world
         self.accum = self.local_batch // tr.microbatch
         self.kind = cfg.degradation.kind
-        self.dcfg = self._degradation_config()
+        self.dcfg = self._degradation_config(self.kind, cfg.degradation.overrides)
+        self.mix_dcfg, self.mix_count = self._mixed_degradation()
         self.data = CropDataset(cfg.data.train_dir, cfg.data.gt_size, lq_dir=cfg.data.lq_dir, sf=self.preset.sf,
-                                use_hflip=cfg.data.use_hflip, use_rot=cfg.data.use_rot, cache=cfg.data.cache_images)
+                                use_hflip=cfg.data.use_hflip, use_rot=cfg.data.use_rot, cache=cfg.data.cache_images,
+                                rescale_gt=cfg.data.rescale_gt, rescale_size=cfg.data.rescale_size)
         self.val_pairs = load_val_pairs(cfg.data.val_dir, cfg.data.val_max_images) if cfg.data.val_dir else []
         self.lpips = self._perceptual()
         self.step = 0
@@ -168,10 +170,13 @@ class Trainer:
                 raise FileNotFoundError(f"no checkpoint at {resume}")
 
     # -- setup helpers ----------------------------------------------------------------------
-    def _degradation_config(self):
-        kind, ov = self.kind, dict(self.cfg.degradation.overrides)
+    @staticmethod
+    def _degradation_config(kind: str, overrides: dict):
+        ov = dict(overrides)
         if kind == "realsr_x4":
             return DegradationConfig.realsr_x4(**ov)
+        if kind == "realsr_x4_testing":
+            return DegradationConfig.realsr_x4_testing(**ov)
         if kind == "realsr_x2":
             return DegradationConfig.realsr_x2(**ov)
         if kind == "bicubic_x4":
@@ -180,7 +185,28 @@ class Trainer:
             return MaskConfig(**ov)
         if kind == "face":
             return FaceDegradationConfig(**ov)
-        raise ValueError(f"degradation.kind {kind!r}: choose realsr_x4, realsr_x2, bicubic_x4, inpaint or face")
+        raise ValueError(f"degradation.kind {kind!r}: choose realsr_x4, realsr_x4_testing, realsr_x2, bicubic_x4, "
+                         "inpaint or face")
+
+    def _mixed_degradation(self):
+        """(config, images per local batch) of degradation.mix_kind, or (None, 0)."""
+        d = self.cfg.degradation
+        if not d.mix_kind or d.mix_fraction <= 0:
+            return None, 0
+        if not 0 < d.mix_fraction < 1:
+            raise ValueError(f"degradation.mix_fraction {d.mix_fraction}: use a fraction between 0 and 1")
+        mixed = self._degradation_config(d.mix_kind, {})
+        if not isinstance(self.dcfg, DegradationConfig) or not isinstance(mixed, DegradationConfig):
+            raise ValueError(f"degradation.mix_kind {d.mix_kind!r} with kind {self.kind!r}: mixing works between the "
+                             "super-resolution kinds (realsr_x4, realsr_x4_testing, realsr_x2, bicubic_x4)")
+        if mixed.sf != self.dcfg.sf:
+            raise ValueError(f"degradation.mix_kind {d.mix_kind!r} has scale {mixed.sf}, kind {self.kind!r} has "
+                             f"{self.dcfg.sf}: mix kinds of the same scale")
+        count = round(d.mix_fraction * self.local_batch)
+        if count in (0, self.local_batch):
+            raise ValueError(f"degradation.mix_fraction {d.mix_fraction} of a batch of {self.local_batch} is "
+                             f"{count} images: choose a fraction that leaves both kinds at least one image")
+        return mixed, count
 
     def _perceptual(self):
         tr = self.cfg.train
@@ -217,6 +243,11 @@ class Trainer:
             lq = degrade_face(gt, g, self.dcfg)
             if isinstance(lq, tuple):
                 lq, gt = lq[0], lq[1]
+        elif self.mix_dcfg is not None:
+            # The last mix_count images of every batch get the second kind, from their own stream.
+            k = gt.shape[0] - self.mix_count
+            g_mix = generator(seed, "degrade-mix", step, rank, device=self.device)
+            lq = torch.cat([degrade(gt[:k], g, self.dcfg), degrade(gt[k:], g_mix, self.mix_dcfg)])
         else:
             lq = degrade(gt, g, self.dcfg)
         out = {"gt": gt * 2 - 1, "lq": (lq.clamp(0, 1) * 2 - 1)}
