@@ -355,7 +355,7 @@ class ResShiftPipeline:
     ) -> torch.Tensor:
         """The reverse chain. Tiled, the whole latent stays on the host and one noise field is
         drawn for the whole image, so overlapping tiles agree."""
-        schedule = make_schedule(self.preset.schedule, steps or self.preset.default_steps)
+        schedule = make_schedule(self.preset.schedule, steps or self.preset.default_steps, self.preset.spacing)
         if tiling is not None:
             z_y = z_y.to(tiling.host)
         return sample(

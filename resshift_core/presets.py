@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from .schedule import ScheduleConfig
+from .schedule import SPACINGS, ScheduleConfig
 
 TASKS = ("realsr", "bicsr", "inpaint", "faceir")
 PREDICTIONS = ("xstart", "residual")
@@ -23,6 +23,7 @@ class DiffusionPreset:
     predict: str = "xstart"  # x0 ("xstart", every published model) or the residual y - x0 ("residual")
     name: str = "custom"
     sample_steps: int = 0  # steps to sample when none are asked for (respaced); 0 = every trained step
+    spacing: str = "published"  # which trained steps a shortened chain keeps: "published" or "trailing" (ends at T-1)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -34,6 +35,9 @@ class DiffusionPreset:
             )
         if int(self.sf) < 1:
             raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing={self.spacing!r}: choose 'published' (int(T/N*i), as published) or "
+                             "'trailing' (the same steps shifted to end at the last trained step)")
         if not 0 <= int(self.sample_steps) <= self.schedule.steps:
             raise ValueError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
 

@@ -58,14 +58,30 @@ def exponential_sqrt_etas(config: ScheduleConfig) -> np.ndarray:
     return np.power(np.full(steps, growth), exponent) * etas_start
 
 
-def respaced_timesteps(num_timesteps: int, sample_steps: int) -> list[int]:
-    """The trained timesteps kept when sampling with fewer steps (published space_timesteps)."""
+SPACINGS = ("published", "trailing")
+
+
+def respaced_timesteps(num_timesteps: int, sample_steps: int, spacing: str = "published") -> list[int]:
+    """The trained timesteps kept when sampling with fewer steps.
+
+    "published" is the published space_timesteps: int(T / N * i), which starts at t = 0 and never
+    keeps the last trained step, so a shortened chain starts below the prior the model was
+    trained on (one step keeps only t = 0, where the network takes its input for a nearly clean
+    image). "trailing" is the same spacing shifted to end at t = T - 1 (Lin et al. 2024,
+    "Common diffusion noise schedules and sample steps are flawed"): one step is the network's
+    x0 estimate from the LR image at the prior's full noise.
+    """
     if not 1 <= sample_steps <= num_timesteps:
         raise ValueError(
             f"steps must be between 1 and the {num_timesteps} steps the model was trained with, "
             f"got {sample_steps}"
         )
-    return sorted({int((num_timesteps / sample_steps) * i) for i in range(sample_steps)})
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    leading = [int((num_timesteps / sample_steps) * i) for i in range(sample_steps)]
+    if spacing == "trailing":
+        return sorted({num_timesteps - 1 - t for t in leading})
+    return sorted(set(leading))
 
 
 @dataclass(frozen=True)
@@ -129,10 +145,10 @@ class Schedule:
         return {name: getattr(self, name) for name in names}
 
 
-def make_schedule(config: ScheduleConfig, sample_steps: int | None = None) -> Schedule:
+def make_schedule(config: ScheduleConfig, sample_steps: int | None = None, spacing: str = "published") -> Schedule:
     """The schedule for sampling with `sample_steps` (default: all trained steps)."""
     sqrt_etas = exponential_sqrt_etas(config)
     if not ((sqrt_etas > 0).all() and (sqrt_etas <= 1).all()):
         raise ValueError(f"schedule {config} gives etas outside (0, 1]")
-    keep = respaced_timesteps(config.steps, sample_steps or config.steps)
+    keep = respaced_timesteps(config.steps, sample_steps or config.steps, spacing)
     return Schedule(kappa=float(config.kappa), sqrt_etas=sqrt_etas[keep], timesteps=tuple(keep))

@@ -188,6 +188,31 @@ def test_a_preset_can_default_to_fewer_sampling_steps(realsr):
         replace(realsr.preset, sample_steps=5)
 
 
+def test_trailing_spacing_samples_one_step_at_the_last_trained_timestep(realsr):
+    from dataclasses import replace
+
+    seen_t = []
+    net = realsr.unet.model
+    forward = net.forward
+
+    def spy(x, t, **kw):
+        seen_t.append(t.tolist())
+        return forward(x, t, **kw)
+
+    image = torch.rand(1, 3, 8, 8)
+    trailing = ResShiftPipeline(realsr.unet, realsr.vae, preset=replace(realsr.preset, spacing="trailing"))
+    net.forward = spy
+    try:
+        realsr.restore(image, seeds=[1], steps=1)
+        trailing.restore(image, seeds=[1], steps=1)
+        trailing.restore(image, seeds=[1], steps=2)
+    finally:
+        net.forward = forward
+    assert seen_t == [[0], [3], [3], [1]]  # published: t = 0 alone; trailing: from t = T-1
+    with pytest.raises(ValueError, match="spacing='even'"):
+        replace(realsr.preset, spacing="even")
+
+
 def test_activation_estimate_counts_the_pixels_the_unet_sees():
     from resshift_core.tiling import unet_bytes_per_pixel, vae_bytes_per_pixel
 

@@ -34,6 +34,22 @@ def test_respacing_keeps_the_published_timesteps():
         make_schedule(ScheduleConfig(steps=15), sample_steps=16)
 
 
+def test_trailing_spacing_ends_at_the_last_trained_step():
+    """Ours (opt-in per preset): the published spacing shifted so a short chain starts at t = T-1."""
+    assert respaced_timesteps(4, 1) == [0]  # published: one step is t = 0 alone
+    assert respaced_timesteps(4, 1, "trailing") == [3]
+    assert respaced_timesteps(4, 2, "trailing") == [1, 3]
+    assert respaced_timesteps(15, 4, "trailing") == [3, 7, 11, 14]
+    assert respaced_timesteps(15, 15, "trailing") == list(range(15))
+    sched = make_schedule(ScheduleConfig(steps=4, kappa=0.5), sample_steps=1, spacing="trailing")
+    full = make_schedule(ScheduleConfig(steps=4, kappa=0.5))
+    assert sched.timesteps == (3,) and sched.sqrt_etas[0] == full.sqrt_etas[-1]
+    # The single step starts from the full prior and returns the network's x0 (no noise added).
+    assert sched.posterior_mean_coef1[0] == 0.0 and sched.posterior_mean_coef2[0] == 1.0
+    with pytest.raises(ValueError, match="unknown timestep spacing 'even'"):
+        respaced_timesteps(4, 2, "even")
+
+
 def test_bad_settings_are_refused_with_reason():
     with pytest.raises(ValueError, match="at least 2 steps"):
         ScheduleConfig(steps=1)
