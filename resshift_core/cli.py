@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--preset", help="diffusion preset name, overriding the detected one")
     up.add_argument("--seed", type=int, default=12345, help="random seed (each image uses its own generator)")
     up.add_argument("--steps", type=int, help="sampling steps (default: the model's preset; fewer than trained respaces the schedule)")
+    up.add_argument("--spacing", choices=("published", "trailing"),
+                    help="which trained steps fewer --steps keep: published (from t = 0, as the published code) or "
+                         "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
+                         "Default: the model's preset")
     up.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     up.add_argument("--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sys
 from pathlib import Path
 from typing import Optional
@@ -61,6 +63,8 @@ def build_pipeline(args) -> ResShiftPipeline:
             f"--task {args.task} but {model_path.name} is a {unet.preset.task} model "
             f"(preset {unet.preset.name}); drop --task, or choose a {args.task} model or --preset"
         )
+    if getattr(args, "spacing", None):
+        unet.preset = replace(unet.preset, spacing=args.spacing)
     vae, vae_name = None, "none (pixel-space model)"
     if unet.preset.latent:
         vae_path = resolve_checkpoint(args.vae or default_vae_name(model_path), "autoencoder")
@@ -70,7 +74,8 @@ def build_pipeline(args) -> ResShiftPipeline:
         raise InputError(f"{model_path.name} is a pixel-space model: it takes no --vae")
     print(
         f"model {model_path.name}: preset {unet.preset.name} ({unet.preset_source}), x{unet.preset.sf}, "
-        f"{args.steps or unet.preset.default_steps} steps; VAE {vae_name}; {device}, {args.dtype}",
+        f"{args.steps or unet.preset.default_steps} steps ({unet.preset.spacing} spacing); VAE {vae_name}; "
+        f"{device}, {args.dtype}",
         file=sys.stderr,
     )
     return ResShiftPipeline(unet, vae, device=device, dtype=dtype, channels_last=device.type != "mps")

@@ -63,6 +63,20 @@ def test_same_seed_same_file_and_skip_existing(tmp_path, tiny):
     assert (tmp_path / "o1.png").stat().st_mtime_ns == before
 
 
+def test_spacing_flag_chooses_the_steps_a_short_chain_keeps(tmp_path, tiny, capsys):
+    _write(tmp_path / "a.png", (np.random.default_rng(2).random((8, 8, 3)) * 255).astype(np.uint8))
+    unet, vae = tiny
+    args = ["upscale", str(tmp_path / "a.png"), "--model", str(unet), "--vae", str(vae), "--no-progress",
+            "--seed", "3", "--steps", "1"]
+    assert main(args + ["-o", str(tmp_path / "p.png")]) == 0
+    assert "1 steps (published spacing)" in capsys.readouterr().err
+    assert main(args + ["-o", str(tmp_path / "t.png"), "--spacing", "trailing"]) == 0
+    assert "1 steps (trailing spacing)" in capsys.readouterr().err
+    assert (tmp_path / "p.png").read_bytes() != (tmp_path / "t.png").read_bytes()  # t = 0 vs t = T-1
+    with pytest.raises(SystemExit):
+        main(args + ["-o", str(tmp_path / "x.png"), "--spacing", "even"])
+
+
 def test_inspect_and_convert(tmp_path, tiny, capsys):
     unet, _ = tiny
     sd = load_unet(unet).model.state_dict()
