@@ -26,7 +26,8 @@ def _load_pipeline(model: str, device, dtype_name: str):
 
     from .cli_upscale import build_pipeline
 
-    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None, steps=None)
+    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None, steps=None,
+                     spacing=None)
     return build_pipeline(args)
 
 

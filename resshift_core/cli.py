@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import ResShiftError
+from .schedule import SPACINGS
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 TASK_DEFAULTS = {  # registry names of the default model for each task when --model is not given
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--preset", help="diffusion preset name, overriding the detected one")
     up.add_argument("--seed", type=int, default=12345, help="random seed (each image uses its own generator)")
     up.add_argument("--steps", type=int, help="sampling steps (default: the model's preset; fewer than trained respaces the schedule)")
-    up.add_argument("--spacing", choices=("published", "trailing"),
+    up.add_argument("--spacing", choices=SPACINGS,
                     help="which trained steps fewer --steps keep: published (from t = 0, as the published code) or "
                          "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
                          "Default: the model's preset")

@@ -40,6 +40,12 @@ def default_vae_name(model_path: Path) -> str:
     return "autoencoder_vq_f4"
 
 
+def _apply_spacing(unet, spacing: Optional[str]) -> None:
+    """--spacing overrides the preset's (read off the weights or given by --preset)."""
+    if spacing:
+        unet.preset = replace(unet.preset, spacing=spacing)
+
+
 def build_pipeline(args) -> ResShiftPipeline:
     from .cli import _torch_dtype, pick_device
 
@@ -55,6 +61,7 @@ def build_pipeline(args) -> ResShiftPipeline:
         )
         if args.preset:
             unet.preset = registry.preset(args.preset)
+        _apply_spacing(unet, args.spacing)
         return ResShiftPipeline(unet, vae, device=device, dtype=dtype, channels_last=device.type != "mps")
     model_path = resolve_checkpoint(model_name, "unet")
     unet = load_unet(model_path, preset=args.preset, device=device, dtype=dtype)
@@ -63,8 +70,7 @@ def build_pipeline(args) -> ResShiftPipeline:
             f"--task {args.task} but {model_path.name} is a {unet.preset.task} model "
             f"(preset {unet.preset.name}); drop --task, or choose a {args.task} model or --preset"
         )
-    if getattr(args, "spacing", None):
-        unet.preset = replace(unet.preset, spacing=args.spacing)
+    _apply_spacing(unet, args.spacing)
     vae, vae_name = None, "none (pixel-space model)"
     if unet.preset.latent:
         vae_path = resolve_checkpoint(args.vae or default_vae_name(model_path), "autoencoder")

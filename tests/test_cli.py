@@ -75,6 +75,14 @@ def test_spacing_flag_chooses_the_steps_a_short_chain_keeps(tmp_path, tiny, caps
     assert (tmp_path / "p.png").read_bytes() != (tmp_path / "t.png").read_bytes()  # t = 0 vs t = T-1
     with pytest.raises(SystemExit):
         main(args + ["-o", str(tmp_path / "x.png"), "--spacing", "even"])
+    # The built-in untrained model takes it too (it was silently ignored there).
+    from argparse import Namespace
+
+    from resshift_core.cli_upscale import build_pipeline
+
+    ns = Namespace(device="cpu", dtype="fp32", model="untrained-tiny", task=None, preset=None, vae=None,
+                   steps=None, spacing="trailing")
+    assert build_pipeline(ns).preset.spacing == "trailing"
 
 
 def test_inspect_and_convert(tmp_path, tiny, capsys):
