@@ -276,6 +276,7 @@ class Trainer:
         if len(w) != self.T or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"train.t_weights {list(weights)}: need {self.T} non-negative weights, not all zero")
         return torch.multinomial(w.to(self.device), n, replacement=True, generator=g)
+
     def loss_terms(self, batch: dict, step: int, micro: int) -> tuple[torch.Tensor, dict]:
         """MSE between the network's x0 and the true x0 at t ~ U{0..T-1} (published training_losses)."""
         seed, rank = self.cfg.train.seed, self.dist.rank
