@@ -75,8 +75,9 @@ def test_tile_borders_carry_no_extra_gradient_energy(pipe, kind):
     ratio = seam_ratio(tiled, TILE, overlap, multiple)
     reference = seam_ratio(untiled, TILE, overlap, multiple)  # the same lines in the untiled image
     # The bound that matters is relative to the same lines untiled; the absolute one guards against
-    # a model that is rough everywhere (shipped weights: 1.27 tiled vs 1.05 untiled on the ramp).
-    assert ratio < 1.3 and ratio < 1.3 * reference, (ratio, reference)
+    # a model that is rough everywhere (shipped weights: 1.13 tiled vs 1.03 untiled on the ramp,
+    # scripts/seam_report.py).
+    assert ratio < 1.25 and ratio < 1.3 * reference, (ratio, reference)
     # Tiled against untiled where both fit: tiling changes the image less than another seed does.
     other_seed = pipe.restore(image, seeds=[1], steps=steps)
     assert psnr(tiled, untiled) > psnr(other_seed, untiled) + 3, (psnr(tiled, untiled), psnr(other_seed, untiled))
