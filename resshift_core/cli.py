@@ -16,7 +16,7 @@ from .schedule import SPACINGS
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 TASK_DEFAULTS = {  # registry names of the default model for each task when --model is not given
-    "realsr": None,  # the shipped small model (see weights/), else the published v3
+    "realsr": None,  # the shipped small model (see weights/) unless it is experimental, else untrained-tiny
     "bicsr": "resshift_bicsrx4_s4",
     "inpaint": "resshift_inpainting_imagenet_s4",
     "faceir": "resshift_faceir_s4",
