@@ -147,6 +147,26 @@ def test_modular_chain_equals_pipeline_and_one_node(comfy, realsr, tiny_cache):
     torch.testing.assert_close(one, out, atol=0, rtol=0)
 
 
+def test_shipped_pixel_space_model_runs_without_a_vae(comfy):
+    """The model we ship (the command line's default) has no VQGAN: in the nodes the VAE inputs stay
+    unconnected, its preset's single trailing step is used, and the result is the core pipeline's."""
+    shipped = registry.find("resshift_tiny_realsr_x4.safetensors")
+    comfy.models_dir.mkdir(parents=True, exist_ok=True)
+    (comfy.models_dir / shipped.file).write_bytes(shipped.local_path.read_bytes())
+    (model,) = comfy.run("ResShiftModelLoader", model_name=shipped.file, preset="auto", dtype="fp32")
+    image = torch.rand(1, 20, 36, 3)
+    out = modular(comfy, model, None, image, seed=3)
+    assert out.shape == (1, 80, 144, 3)
+    assert [p for p in comfy.progress if p[1] == 1] == [(1, 1)]  # one step, not the 4 trained ones
+
+    pipe = ResShiftPipeline(load_unet(shipped.local_path), None, device=comfy.mm.get_torch_device())
+    expected = pipe.restore(image.movedim(-1, 1), seeds=[3]).movedim(1, -1).cpu()
+    torch.testing.assert_close(out, expected, atol=tolerance(comfy), rtol=0)
+    (one,) = comfy.run("ResShiftUpscale", model=model, image=image, seed=3, steps=0, tile_size=0, tile_overlap=0,
+                       vae_tile_size=0, color_fix="none")
+    torch.testing.assert_close(one, out, atol=0, rtol=0)
+
+
 def test_each_image_of_a_batch_gets_seed_plus_index_and_its_own_result(comfy, realsr):
     model, vae = realsr
     images = torch.rand(3, 8, 8, 3)
