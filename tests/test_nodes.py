@@ -13,7 +13,7 @@ import torch
 
 from conftest import one_torch_thread
 from fake_comfy import (  # noqa: F401 - fixtures
-    comfy, declared_inputs, install_tiny, is_widget, load_pack, tiny_cache, WIDGET_TYPES,
+    comfy, declared_inputs, install_file, install_tiny, is_widget, load_pack, tiny_cache, WIDGET_TYPES,
 )
 from resshift_core import registry
 from resshift_core.checkpoints.loading import load_unet, load_vae
@@ -151,8 +151,7 @@ def test_shipped_pixel_space_model_runs_without_a_vae(comfy):
     """The model we ship (the command line's default) has no VQGAN: in the nodes the VAE inputs stay
     unconnected, its preset's single trailing step is used, and the result is the core pipeline's."""
     shipped = registry.find("resshift_tiny_realsr_x4.safetensors")
-    comfy.models_dir.mkdir(parents=True, exist_ok=True)
-    (comfy.models_dir / shipped.file).write_bytes(shipped.local_path.read_bytes())
+    install_file(comfy.models_dir, shipped.local_path)
     (model,) = comfy.run("ResShiftModelLoader", model_name=shipped.file, preset="auto", dtype="fp32")
     image = torch.rand(1, 20, 36, 3)
     out = modular(comfy, model, None, image, seed=3)

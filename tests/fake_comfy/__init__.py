@@ -66,18 +66,23 @@ def tiny_checkpoints(cache_dir: Path) -> dict[str, Path]:
     return dict(_TINY_CACHE)
 
 
+def install_file(models_dir: Path, path: Path, name: str = "") -> Path:
+    """Link (or, across devices, copy) a checkpoint into a models folder, as `name` or its own name."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / (name or path.name)
+    if not target.exists():
+        try:
+            os.link(path, target)
+        except OSError:
+            target.write_bytes(path.read_bytes())
+    return target
+
+
 def install_tiny(models_dir: Path, cache_dir: Path, names: Optional[list[str]] = None) -> None:
     """Link (or copy) tiny checkpoints into a models folder as <published name>.safetensors."""
-    models_dir.mkdir(parents=True, exist_ok=True)
     for name, path in tiny_checkpoints(cache_dir).items():
-        if names is not None and name not in names:
-            continue
-        target = models_dir / f"{name}.safetensors"
-        if not target.exists():
-            try:
-                os.link(path, target)
-            except OSError:
-                target.write_bytes(path.read_bytes())
+        if names is None or name in names:
+            install_file(models_dir, path, f"{name}.safetensors")
 
 
 # -- the host -----------------------------------------------------------------------------------
