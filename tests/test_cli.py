@@ -117,6 +117,11 @@ def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys):
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_realsrx4_s4_v3"]) == 1
     err = capsys.readouterr().err
     assert "not on this machine" in err and "releases/download" in err
+    # a VAE for the shipped pixel-space model, which has none
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_tiny_realsr_x4",
+                 "--vae", str(vae), "--no-progress"]) == 1
+    assert "pixel-space model: it takes no --vae" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
     # a missing input
     assert main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"), "--model", str(unet)]) == 1
     assert "nope.png" in capsys.readouterr().err

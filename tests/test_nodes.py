@@ -147,7 +147,7 @@ def test_modular_chain_equals_pipeline_and_one_node(comfy, realsr, tiny_cache):
     torch.testing.assert_close(one, out, atol=0, rtol=0)
 
 
-def test_shipped_pixel_space_model_runs_without_a_vae(comfy):
+def test_shipped_pixel_space_model_runs_without_a_vae(comfy, tiny_cache):
     """The model we ship (the command line's default) has no VQGAN: in the nodes the VAE inputs stay
     unconnected, its preset's single trailing step is used, and the result is the core pipeline's."""
     shipped = registry.find("resshift_tiny_realsr_x4.safetensors")
@@ -164,6 +164,14 @@ def test_shipped_pixel_space_model_runs_without_a_vae(comfy):
     (one,) = comfy.run("ResShiftUpscale", model=model, image=image, seed=3, steps=0, tile_size=0, tile_overlap=0,
                        vae_tile_size=0, color_fix="none")
     torch.testing.assert_close(one, out, atol=0, rtol=0)
+
+    install_tiny(comfy.models_dir, tiny_cache, ["autoencoder_vq_f4"])
+    (vae,) = comfy.run("ResShiftVAELoader", vae_name="autoencoder_vq_f4.safetensors", dtype="auto")
+    with pytest.raises(ResShiftError, match="pixel-space model: run it without a VAE"):
+        comfy.run("ResShiftEncode", model=model, image=image, vae=vae)
+    (latent,) = comfy.run("ResShiftEncode", model=model, image=image)
+    with pytest.raises(ResShiftError, match="leave the VAE unconnected"):
+        comfy.run("ResShiftDecode", latent=latent, vae=vae)
 
 
 def test_each_image_of_a_batch_gets_seed_plus_index_and_its_own_result(comfy, realsr):
