@@ -106,7 +106,11 @@ def download_file(
         try:
             response = _open(url, headers, auth_headers, timeout)
         except urllib.error.HTTPError as exc:
-            hint = " (the repository may be private or gated: log in with `huggingface-cli login`)" if exc.code in (401, 403) else ""
+            hint = (
+                " (the repository may be private or gated: log in with `huggingface-cli login`)"
+                if exc.code in (401, 403)
+                else ""
+            )
             raise DownloadError(
                 f"Could not download {dest.name}: the server answered HTTP {exc.code} ({exc.reason}) "
                 f"for {url}{hint}. {_by_hand(dest, url)}"
@@ -224,8 +228,13 @@ def fetch_checkpoint(
     except DownloadError as exc:
         raise DownloadError(f"{exc} ({dest.parent})") from None
     return download_file(
-        url, dest, sha256=getattr(entry, "sha256", None), size_bytes=getattr(entry, "size_bytes", None),
-        progress=progress, auth_headers=auth, timeout=timeout,
+        url,
+        dest,
+        sha256=getattr(entry, "sha256", None),
+        size_bytes=getattr(entry, "size_bytes", None),
+        progress=progress,
+        auth_headers=auth,
+        timeout=timeout,
     )
 
 
@@ -247,6 +256,11 @@ def remove_partials(folder: str | Path, older_than_s: float = 24 * 3600) -> int:
 
 
 __all__ = [
-    "DownloadError", "download_file", "fetch_checkpoint", "entry_source", "looks_like_checkpoint",
-    "offline", "remove_partials",
+    "DownloadError",
+    "download_file",
+    "fetch_checkpoint",
+    "entry_source",
+    "looks_like_checkpoint",
+    "offline",
+    "remove_partials",
 ]

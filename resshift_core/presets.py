@@ -36,8 +36,10 @@ class DiffusionPreset:
         if int(self.sf) < 1:
             raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")
         if self.spacing not in SPACINGS:
-            raise ValueError(f"spacing={self.spacing!r}: choose 'published' (int(T/N*i), as published) or "
-                             "'trailing' (the same steps shifted to end at the last trained step)")
+            raise ValueError(
+                f"spacing={self.spacing!r}: choose 'published' (int(T/N*i), as published) or "
+                "'trailing' (the same steps shifted to end at the last trained step)"
+            )
         if not 0 <= int(self.sample_steps) <= self.schedule.steps:
             raise ValueError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
 
@@ -90,8 +92,18 @@ class DiffusionPreset:
             name=name,
         )
 
-    def with_overrides(self, *, steps=None, kappa=None, min_noise_level=None, etas_end=None,
-                       power=None, sf=None, scale_factor=None, task=None) -> "DiffusionPreset":
+    def with_overrides(
+        self,
+        *,
+        steps=None,
+        kappa=None,
+        min_noise_level=None,
+        etas_end=None,
+        power=None,
+        sf=None,
+        scale_factor=None,
+        task=None,
+    ) -> "DiffusionPreset":
         """A copy with some settings changed (None keeps the value)."""
         schedule = self.schedule.with_overrides(
             steps=steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power

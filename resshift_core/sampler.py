@@ -73,10 +73,7 @@ class SeededNoise:
     def __call__(self, index: int, like: torch.Tensor) -> torch.Tensor:
         if like.shape[0] != len(self.generators):
             raise ValueError(f"{len(self.generators)} seeds for a batch of {like.shape[0]}")
-        per_image = [
-            torch.randn(like.shape[1:], generator=gen, dtype=torch.float32)
-            for gen in self.generators
-        ]
+        per_image = [torch.randn(like.shape[1:], generator=gen, dtype=torch.float32) for gen in self.generators]
         return torch.stack(per_image).to(device=like.device, dtype=like.dtype)
 
 
@@ -155,9 +152,7 @@ def q_sample(
     return z_start + etas.view(shape) * (z_y - z_start) + schedule.kappa * sqrt_etas.view(shape) * noise
 
 
-def scale_model_input(
-    z_t: torch.Tensor, index: torch.Tensor, schedule: Schedule, latent: bool = True
-) -> torch.Tensor:
+def scale_model_input(z_t: torch.Tensor, index: torch.Tensor, schedule: Schedule, latent: bool = True) -> torch.Tensor:
     """The normalisation the network sees (published `_scale_input`), per batch element."""
     etas = torch.as_tensor(schedule.etas, device=z_t.device)[index].float()
     shape = (-1,) + (1,) * (z_t.ndim - 1)

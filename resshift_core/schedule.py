@@ -73,8 +73,7 @@ def respaced_timesteps(num_timesteps: int, sample_steps: int, spacing: str = "pu
     """
     if not 1 <= sample_steps <= num_timesteps:
         raise ValueError(
-            f"steps must be between 1 and the {num_timesteps} steps the model was trained with, "
-            f"got {sample_steps}"
+            f"steps must be between 1 and the {num_timesteps} steps the model was trained with, got {sample_steps}"
         )
     if spacing not in SPACINGS:
         raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
@@ -139,8 +138,14 @@ class Schedule:
     def as_dict(self) -> dict[str, np.ndarray]:
         """All coefficients by their published names (for tests and inspection)."""
         names = (
-            "sqrt_etas", "etas", "etas_prev", "alpha", "posterior_variance",
-            "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+            "sqrt_etas",
+            "etas",
+            "etas_prev",
+            "alpha",
+            "posterior_variance",
+            "posterior_log_variance_clipped",
+            "posterior_mean_coef1",
+            "posterior_mean_coef2",
         )
         return {name: getattr(self, name) for name in names}
 

@@ -117,7 +117,7 @@ def _axis_ramp(start: int, size: int, segments: list[tuple[int, int]]) -> torch.
         w[:lo] = torch.minimum(w[:lo], torch.arange(1, lo + 1, dtype=torch.float64) / (lo + 1))
     if after:
         hi = start + size - min(after)
-        w[size - hi:] = torch.minimum(w[size - hi:], torch.arange(hi, 0, -1, dtype=torch.float64) / (hi + 1))
+        w[size - hi :] = torch.minimum(w[size - hi :], torch.arange(hi, 0, -1, dtype=torch.float64) / (hi + 1))
     return w
 
 
@@ -174,12 +174,12 @@ def blend_tiles(
     out = torch.zeros(images, out_channels, plan.height * out_scale, plan.width * out_scale, device=host)
     total = torch.zeros(1, 1, plan.height * out_scale, plan.width * out_scale, device=host)
     for first in range(0, len(plan.tiles), batch_size):
-        chunk = plan.tiles[first:first + batch_size]
+        chunk = plan.tiles[first : first + batch_size]
         result = run(chunk).to(device=host, dtype=torch.float32)
         for i, tile in enumerate(chunk):
             w = plan.weight(first + i, out_scale).to(host)
             ys, xs = tile.slices(out_scale)
-            out[:, :, ys, xs] += result[i * images:(i + 1) * images] * w
+            out[:, :, ys, xs] += result[i * images : (i + 1) * images] * w
             total[:, :, ys, xs] += w
     return out / total
 

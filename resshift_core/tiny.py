@@ -35,10 +35,22 @@ PIXEL_TASKS = ("pixel", "pixel_fold")
 def tiny_unet_config(task: str = "realsr") -> UNetConfig:
     _, _, channels, lq_ratio = TASKS[task]
     return UNetConfig(
-        image_size=16, in_channels=channels, model_channels=32, out_channels=channels,
-        num_res_blocks=[1, 1], attention_resolutions=[16, 8], channel_mult=[1, 2],
-        num_head_channels=16, use_scale_shift_norm=True, swin_depth=2, swin_embed_dim=32,
-        window_size=4, mlp_ratio=2, cond_lq=True, cond_mask=task == "inpaint", lq_size=16 * lq_ratio,
+        image_size=16,
+        in_channels=channels,
+        model_channels=32,
+        out_channels=channels,
+        num_res_blocks=[1, 1],
+        attention_resolutions=[16, 8],
+        channel_mult=[1, 2],
+        num_head_channels=16,
+        use_scale_shift_norm=True,
+        swin_depth=2,
+        swin_embed_dim=32,
+        window_size=4,
+        mlp_ratio=2,
+        cond_lq=True,
+        cond_mask=task == "inpaint",
+        lq_size=16 * lq_ratio,
         pixel_unshuffle=4 if task == "pixel_fold" else 1,
     )
 

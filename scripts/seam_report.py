@@ -1,6 +1,6 @@
 """Print the seam figures that tests/test_seams.py asserts on (the trained model in weights/).
 
-    python scripts/seam_report.py
+python scripts/seam_report.py
 """
 
 import sys
@@ -28,10 +28,12 @@ def main() -> None:
         other = pipe.restore(image, seeds=[1], steps=steps)
         tiled = pipe.restore(image, seeds=[0], steps=steps, tiling=TilingConfig(tile=TILE, overlap=overlap))
         hard = pipe.restore(image, seeds=[0], steps=steps, tiling=TilingConfig(tile=HARD_TILE, overlap=0))
-        print(f"{kind}: seam ratio tiled {seam_ratio(tiled, TILE, overlap, multiple):.3f}, "
-              f"same lines untiled {seam_ratio(untiled, TILE, overlap, multiple):.3f}, "
-              f"abutting tiles {seam_ratio(hard, HARD_TILE, 0, multiple):.3f}; "
-              f"PSNR tiled vs untiled {psnr(tiled, untiled):.1f} dB, seed 1 vs seed 0 {psnr(other, untiled):.1f} dB")
+        print(
+            f"{kind}: seam ratio tiled {seam_ratio(tiled, TILE, overlap, multiple):.3f}, "
+            f"same lines untiled {seam_ratio(untiled, TILE, overlap, multiple):.3f}, "
+            f"abutting tiles {seam_ratio(hard, HARD_TILE, 0, multiple):.3f}; "
+            f"PSNR tiled vs untiled {psnr(tiled, untiled):.1f} dB, seed 1 vs seed 0 {psnr(other, untiled):.1f} dB"
+        )
 
 
 if __name__ == "__main__":

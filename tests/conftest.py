@@ -48,6 +48,7 @@ def one_torch_thread():
 @pytest.fixture
 def torch_threads():
     import torch
+
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)

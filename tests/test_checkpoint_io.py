@@ -66,7 +66,9 @@ def test_pickled_code_is_refused_not_run(tmp_path):
         read_checkpoint(path)
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "folder", "html", "truncated_zip", "truncated_safetensors", "no_tensors"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "empty", "folder", "html", "truncated_zip", "truncated_safetensors", "no_tensors"]
+)
 def test_bad_files_give_clear_errors(tmp_path, kind):
     path = tmp_path / "bad.pth"
     if kind == "empty":

@@ -5,7 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from resshift_core.colorfix import (
-    METHODS, adain_color_fix, color_fix, reference_like, wavelet_color_fix, wavelet_decomposition,
+    METHODS,
+    adain_color_fix,
+    color_fix,
+    reference_like,
+    wavelet_color_fix,
+    wavelet_decomposition,
 )
 from resshift_core.errors import InputError
 
@@ -23,7 +28,7 @@ def test_none_is_the_identity():
 
 def test_adain_matches_reference_statistics():
     ref = smooth(2, 32, 32, 0) * 0.4 + 0.3
-    out = (torch.rand(2, 3, 32, 32) * 0.3 + 0.1)  # darker, lower contrast, other cast
+    out = torch.rand(2, 3, 32, 32) * 0.3 + 0.1  # darker, lower contrast, other cast
     fixed = adain_color_fix(out, ref)
     up = reference_like(ref, out)
     torch.testing.assert_close(fixed.mean(dim=(-2, -1)), up.mean(dim=(-2, -1)), atol=2e-3, rtol=0)

@@ -1,4 +1,5 @@
 """Tests of resshift_core.degradations: kernels, noise, JPEG, resize, the second-order pipeline, masks, faces."""
+
 import io
 import math
 import random
@@ -11,12 +12,37 @@ import torch.nn.functional as F
 from PIL import Image
 
 from resshift_core.degradations import (
-    KERNEL_TYPES, BlurKernelConfig, DegradationConfig, FaceDegradationConfig, MaskConfig, add_gaussian_noise,
-    add_poisson_noise, apply_degradation, apply_mask, bivariate_gaussian, bivariate_generalized_gaussian,
-    bivariate_plateau, circular_lowpass_kernel, degrade, degrade_face, degrade_face_with_params, degrade_pair,
-    degrade_with_params, filter2d, imresize_matlab, jpeg_compress, random_add_gaussian_noise,
-    random_add_poisson_noise, sample_blur_kernels, sample_final_sinc, sample_masks, sample_masks_with_kinds,
-    sample_params, second_order_kernel_config, usm_sharp)
+    KERNEL_TYPES,
+    BlurKernelConfig,
+    DegradationConfig,
+    FaceDegradationConfig,
+    MaskConfig,
+    add_gaussian_noise,
+    add_poisson_noise,
+    apply_degradation,
+    apply_mask,
+    bivariate_gaussian,
+    bivariate_generalized_gaussian,
+    bivariate_plateau,
+    circular_lowpass_kernel,
+    degrade,
+    degrade_face,
+    degrade_face_with_params,
+    degrade_pair,
+    degrade_with_params,
+    filter2d,
+    imresize_matlab,
+    jpeg_compress,
+    random_add_gaussian_noise,
+    random_add_poisson_noise,
+    sample_blur_kernels,
+    sample_final_sinc,
+    sample_masks,
+    sample_masks_with_kinds,
+    sample_params,
+    second_order_kernel_config,
+    usm_sharp,
+)
 from resshift_core.degradations.masks import box_mask, irregular_mask, outpainting_mask
 
 from conftest import SHARED
@@ -40,7 +66,7 @@ def _synthetic(h=256, w=256, seed=0):
             img[..., c] += np.sin(2 * np.pi * (fx * xx + fy * yy) + ph) * r.uniform(0.05, 0.15)
     for _ in range(8):
         y0, x0 = r.integers(0, h - 20), r.integers(0, w - 20)
-        img[y0:y0 + r.integers(10, 80), x0:x0 + r.integers(10, 80)] += r.uniform(-0.4, 0.4, 3)
+        img[y0 : y0 + r.integers(10, 80), x0 : x0 + r.integers(10, 80)] += r.uniform(-0.4, 0.4, 3)
     img += r.normal(0, 0.02, (h, w, 1))  # luminance grain
     return np.clip(img + 0.5, 0, 1)
 
@@ -113,7 +139,7 @@ def test_kernel_type_frequencies_follow_published_probabilities():
 def test_kernel_formulas():
     k = bivariate_gaussian(21, 2.0).double()
     ax = torch.arange(-10, 11, dtype=torch.float64)
-    g1 = torch.exp(-ax**2 / 8)
+    g1 = torch.exp(-(ax**2) / 8)
     torch.testing.assert_close(k, torch.outer(g1, g1) / torch.outer(g1, g1).sum())
     # anisotropic: sigma_x acts along columns; a rotation by pi/2 transposes it
     a = bivariate_gaussian(21, 4.0, 1.0, 0.0).double()
@@ -124,7 +150,7 @@ def test_kernel_formulas():
     # generalised with beta 1 is the Gaussian; plateau value at a known point
     torch.testing.assert_close(bivariate_generalized_gaussian(21, 2.0, beta=1.0), bivariate_gaussian(21, 2.0))
     p = bivariate_plateau(5, 1.0, beta=2.0).double()
-    q = (ax[8:13, None] ** 2 + ax[None, 8:13] ** 2)
+    q = ax[8:13, None] ** 2 + ax[None, 8:13] ** 2
     ref = 1 / (1 + q**2)
     torch.testing.assert_close(p, ref / ref.sum())
 
@@ -152,8 +178,12 @@ def test_filter2d_matches_reference_and_identity():
     x = torch.rand(3, 3, 20, 24, generator=gen(4))
     k, _ = sample_blur_kernels(gen(5), 3, BlurKernelConfig(kernel_sizes=(5,), pad_to=5))
     out = filter2d(x, k)
-    ref = torch.stack([F.conv2d(F.pad(x[i:i + 1], (2, 2, 2, 2), mode="reflect"), k[i].expand(3, 1, 5, 5), groups=3)[0]
-                       for i in range(3)])
+    ref = torch.stack(
+        [
+            F.conv2d(F.pad(x[i : i + 1], (2, 2, 2, 2), mode="reflect"), k[i].expand(3, 1, 5, 5), groups=3)[0]
+            for i in range(3)
+        ]
+    )
     torch.testing.assert_close(out, ref)
     delta = torch.zeros(1, 7, 7)
     delta[0, 3, 3] = 1
@@ -290,6 +320,7 @@ def test_imresize_matlab_close_to_torch_antialiased_bicubic(nat):
 @pytest.mark.skipif(not MIRROR_BICUBIC.is_dir(), reason="published repository mirror not available")
 def test_imresize_matlab_matches_published_matlab_lr():
     import subprocess
+
     name = "ILSVRC2012_val_00000067.png"
     get = lambda p: subprocess.run(["git", "-C", str(MIRROR_BICUBIC), "show", f"HEAD:{p}"], capture_output=True).stdout
     gt, lq = get(f"testdata/Bicubicx4/gt/{name}"), get(f"testdata/Bicubicx4/lq_matlab/{name}")
@@ -306,12 +337,32 @@ def test_default_config_is_published_real_world_x4():
     c = DegradationConfig()
     assert (c.mode, c.sf) == ("realesrgan", 4)
     assert c.resize_prob == (0.2, 0.7, 0.1) and c.resize_range == (0.15, 1.5)
-    assert (c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob) == (0.5, (1, 30), (0.05, 3.0), 0.4)
+    assert (c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob) == (
+        0.5,
+        (1, 30),
+        (0.05, 3.0),
+        0.4,
+    )
     assert c.jpeg_range == (30, 95) and c.jpeg_range2 == (30, 95)
-    assert (c.second_order_prob, c.second_blur_prob, c.resize_prob2, c.resize_range2) == (0.5, 0.8, (0.3, 0.4, 0.3), (0.3, 1.2))
-    assert (c.noise_range2, c.poisson_scale_range2, c.gray_noise_prob2, c.final_sinc_prob) == ((1, 25), (0.05, 2.5), 0.4, 0.8)
+    assert (c.second_order_prob, c.second_blur_prob, c.resize_prob2, c.resize_range2) == (
+        0.5,
+        0.8,
+        (0.3, 0.4, 0.3),
+        (0.3, 1.2),
+    )
+    assert (c.noise_range2, c.poisson_scale_range2, c.gray_noise_prob2, c.final_sinc_prob) == (
+        (1, 25),
+        (0.05, 2.5),
+        0.4,
+        0.8,
+    )
     assert c.blur1.kernel_prob == (0.45, 0.25, 0.12, 0.03, 0.12, 0.03) and c.blur1.sinc_prob == 0.1
-    assert (c.blur1.sigma_range, c.blur2.sigma_range, c.blur1.pad_to, c.blur2.pad_to) == ((0.2, 3.0), (0.2, 1.5), 21, 15)
+    assert (c.blur1.sigma_range, c.blur2.sigma_range, c.blur1.pad_to, c.blur2.pad_to) == (
+        (0.2, 3.0),
+        (0.2, 1.5),
+        21,
+        15,
+    )
     assert (c.blur1.betag_range, c.blur1.betap_range) == ((0.5, 4.0), (1.0, 2.0))
     assert DegradationConfig.realsr_x2().sf == 2 and DegradationConfig.bicubic_x4().mode == "bicubic"
 
@@ -320,9 +371,19 @@ def test_testing_config_is_the_published_testing_degradation(nat):
     """degradation_testing_realesrgan.yaml, with which ResShift made ImageNet-Test (and Val_SR)."""
     c = DegradationConfig.realsr_x4_testing()
     assert (c.blur1.kernel_sizes, c.blur1.pad_to, c.blur1.sigma_range) == ((3, 5, 7, 9, 11), 13, (0.2, 0.8))
-    assert (c.blur2.kernel_sizes, c.blur2.pad_to, c.blur2.sigma_range, c.blur2.sinc_prob) == ((3, 5), 7, (0.2, 0.5), 0.0)
+    assert (c.blur2.kernel_sizes, c.blur2.pad_to, c.blur2.sigma_range, c.blur2.sinc_prob) == (
+        (3, 5),
+        7,
+        (0.2, 0.5),
+        0.0,
+    )
     assert c.blur1.kernel_prob == c.blur2.kernel_prob == (0.6, 0.4, 0.0, 0.0, 0.0, 0.0)
-    assert (c.resize_range, c.noise_range, c.poisson_scale_range, c.jpeg_range) == ((0.5, 1.5), (1, 15), (0.05, 0.3), (70, 95))
+    assert (c.resize_range, c.noise_range, c.poisson_scale_range, c.jpeg_range) == (
+        (0.5, 1.5),
+        (1, 15),
+        (0.05, 0.3),
+        (70, 95),
+    )
     assert (c.second_order_prob, c.jpeg_range2, c.final_sinc_prob, c.final_sinc_pad_to) == (0.0, (80, 100), 0.2, 7)
     p = sample_params(gen(5), 400, DegradationConfig.realsr_x4_testing(per_sample=True))
     assert not bool(p.second_order.any())
@@ -403,7 +464,9 @@ def test_sampled_choice_frequencies():
     assert abs(float(p.second_order.double().mean()) - 0.5) < 0.03
     assert abs(p.noise1_type.count("gaussian") / n - 0.5) < 0.03
     assert abs(float(p.noise1_gray.double().mean()) - 0.4) < 0.03
-    assert ((p.noise1_sigma >= 1) & (p.noise1_sigma <= 30)).all() and ((p.noise2_sigma >= 1) & (p.noise2_sigma <= 25)).all()
+    assert ((p.noise1_sigma >= 1) & (p.noise1_sigma <= 30)).all() and (
+        (p.noise2_sigma >= 1) & (p.noise2_sigma <= 25)
+    ).all()
     assert ((p.jpeg1_quality >= 30) & (p.jpeg1_quality <= 95)).all()
     assert set(p.resize1_mode) == {"area", "bilinear", "bicubic"}
 
@@ -427,7 +490,9 @@ def test_bicubic_mode_is_plain_bicubic_downsampling(nat):
     torch.testing.assert_close(lr, imresize_matlab(nat, 0.25))
     assert torch.equal(lr, degrade(nat, gen(99), DegradationConfig.bicubic_x4()))  # no randomness
     lr2 = degrade(nat, gen(0), DegradationConfig(mode="bicubic", sf=2, bicubic_matlab=False))
-    torch.testing.assert_close(lr2, F.interpolate(nat, size=(128, 128), mode="bicubic", antialias=True, align_corners=False))
+    torch.testing.assert_close(
+        lr2, F.interpolate(nat, size=(128, 128), mode="bicubic", antialias=True, align_corners=False)
+    )
 
 
 def test_degraded_images_are_degraded(nat):

@@ -77,8 +77,13 @@ def leftovers(folder: Path) -> list[str]:
 def test_success_with_size_sha_and_progress(server, tmp_path):
     _, base = server
     seen = []
-    out = download_file(f"{base}/file", tmp_path / "m.pth", sha256=SHA.upper(), size_bytes=len(PAYLOAD),
-                        progress=lambda done, total: seen.append((done, total)))
+    out = download_file(
+        f"{base}/file",
+        tmp_path / "m.pth",
+        sha256=SHA.upper(),
+        size_bytes=len(PAYLOAD),
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert out == tmp_path / "m.pth" and out.read_bytes() == PAYLOAD
     assert leftovers(tmp_path) == ["m.pth"]
     assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
@@ -201,9 +206,18 @@ def test_fetch_from_a_hugging_face_repository(server, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     from resshift_core.registry import RegistryEntry
 
-    entry = RegistryEntry(name="thing", file="thing.pth", url="http://unused.invalid/x", part="unet", what="a test",
-                          sha256=SHA, size_bytes=None, license="", hf_repo="org/repo",
-                          hf_filename="weights/thing_v1.pth")
+    entry = RegistryEntry(
+        name="thing",
+        file="thing.pth",
+        url="http://unused.invalid/x",
+        part="unet",
+        what="a test",
+        sha256=SHA,
+        size_bytes=None,
+        license="",
+        hf_repo="org/repo",
+        hf_filename="weights/thing_v1.pth",
+    )
     url, auth = dl.entry_source(entry, endpoint=base)
     assert url == f"{base}/org/repo/resolve/main/weights/thing_v1.pth"
     out = fetch_checkpoint(entry, tmp_path, endpoint=base)

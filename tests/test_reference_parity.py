@@ -73,8 +73,17 @@ def test_unet(case):
     unet, _ = _models(case, manifest)
     # The architecture read off the weights is the published config.
     published = UNetConfig.from_published(manifest["unet"])
-    for field in ("model_channels", "channel_mult", "num_res_blocks", "in_channels", "out_channels",
-                  "swin_depth", "swin_embed_dim", "window_size", "cond_mask"):
+    for field in (
+        "model_channels",
+        "channel_mult",
+        "num_res_blocks",
+        "in_channels",
+        "out_channels",
+        "swin_depth",
+        "swin_embed_dim",
+        "window_size",
+        "cond_mask",
+    ):
         assert getattr(unet.config, field) == getattr(published, field), field
     kwargs = {"lq": t["unet.lq"]}
     if "unet.mask" in t:

@@ -34,9 +34,19 @@ def test_preset_accepts_the_published_mean_types_only():
 
 
 def test_init_as_published_zeroes_block_outputs_and_the_head():
-    cfg = UNetConfig(image_size=16, in_channels=3, model_channels=32, out_channels=3, num_res_blocks=1,
-                     attention_resolutions=[], channel_mult=[1, 2], num_heads=2, swin_embed_dim=32,
-                     window_size=4, lq_size=16)
+    cfg = UNetConfig(
+        image_size=16,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=1,
+        attention_resolutions=[],
+        channel_mult=[1, 2],
+        num_heads=2,
+        swin_embed_dim=32,
+        window_size=4,
+        lq_size=16,
+    )
     torch.manual_seed(0)
     net = ResShiftUNet(cfg).init_as_published()
     x, lq = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)

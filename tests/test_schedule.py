@@ -61,9 +61,19 @@ def test_bad_settings_are_refused_with_reason():
 
 def test_preset_round_trips_and_overrides():
     p = DiffusionPreset.from_published(
-        {"sf": 4, "schedule_name": "exponential", "schedule_kwargs": {"power": 0.3}, "etas_end": 0.99,
-         "steps": 15, "min_noise_level": 0.04, "kappa": 2.0, "predict_type": "xstart",
-         "scale_factor": 1.0, "normalize_input": True, "latent_flag": True},
+        {
+            "sf": 4,
+            "schedule_name": "exponential",
+            "schedule_kwargs": {"power": 0.3},
+            "etas_end": 0.99,
+            "steps": 15,
+            "min_noise_level": 0.04,
+            "kappa": 2.0,
+            "predict_type": "xstart",
+            "scale_factor": 1.0,
+            "normalize_input": True,
+            "latent_flag": True,
+        },
         name="x",
     )
     assert DiffusionPreset.from_dict(p.to_dict()) == p

@@ -4,13 +4,27 @@ import pytest
 import torch
 
 from resshift_core.tiling import (
-    TilePlan, TilingConfig, blend_tiles, crop_padding, pad_to_multiple, plan_axis, reflect_pad,
+    TilePlan,
+    TilingConfig,
+    blend_tiles,
+    crop_padding,
+    pad_to_multiple,
+    plan_axis,
+    reflect_pad,
 )
 
 
 @pytest.mark.parametrize(
     "length,tile,overlap,multiple",
-    [(512, 256, 16, 64), (512, 128, 8, 1), (100, 64, 8, 1), (101, 30, 7, 1), (64, 64, 16, 64), (192, 64, 16, 64), (7, 3, 1, 1)],
+    [
+        (512, 256, 16, 64),
+        (512, 128, 8, 1),
+        (100, 64, 8, 1),
+        (101, 30, 7, 1),
+        (64, 64, 16, 64),
+        (192, 64, 16, 64),
+        (7, 3, 1, 1),
+    ],
 )
 def test_axis_plan_covers_with_overlap_and_equal_sizes(length, tile, overlap, multiple):
     segments = plan_axis(length, tile, overlap, multiple)

@@ -58,34 +58,67 @@ def test_detects_every_published_layout(path):
     detected = detect_unet_config(state_dict)
     assert detected == config.canonical()
     # The fields the published configs spell out come back as they were.
-    for field in ("image_size", "in_channels", "model_channels", "out_channels", "channel_mult",
-                  "num_res_blocks", "attention_resolutions", "swin_embed_dim", "window_size",
-                  "swin_depth", "mlp_ratio", "use_scale_shift_norm", "lq_size", "num_head_channels"):
+    for field in (
+        "image_size",
+        "in_channels",
+        "model_channels",
+        "out_channels",
+        "channel_mult",
+        "num_res_blocks",
+        "attention_resolutions",
+        "swin_embed_dim",
+        "window_size",
+        "swin_depth",
+        "mlp_ratio",
+        "use_scale_shift_norm",
+        "lq_size",
+        "num_head_channels",
+    ):
         assert getattr(detected, field) == getattr(config, field), field
     assert detected.size_multiple == 64
 
 
 def test_config_round_trips_through_json():
-    params = _layout(UNET_LAYOUTS[0])["params"] if UNET_LAYOUTS else {
-        "image_size": 64, "in_channels": 3, "model_channels": 160, "out_channels": 3,
-        "num_res_blocks": [2, 2, 2, 2], "attention_resolutions": [64, 32, 16, 8]}
+    params = (
+        _layout(UNET_LAYOUTS[0])["params"]
+        if UNET_LAYOUTS
+        else {
+            "image_size": 64,
+            "in_channels": 3,
+            "model_channels": 160,
+            "out_channels": 3,
+            "num_res_blocks": [2, 2, 2, 2],
+            "attention_resolutions": [64, 32, 16, 8],
+        }
+    )
     config = UNetConfig.from_published(params)
     d = json.loads(json.dumps(config.to_dict()))
     assert UNetConfig(**d) == config == UNetConfig.from_published(d)
     assert UNetConfig.from_published({**params, "num_res_blocks": 2}).num_res_blocks == (2,) * len(config.channel_mult)
 
 
-@pytest.mark.parametrize("bad, words", [
-    ({"dims": 3}, "dims=3"),
-    ({"use_new_attention_order": True}, "use_new_attention_order"),
-    ({"num_res_blocks": [1, 2]}, "num_res_blocks"),
-    ({"lq_size": 48}, "lq_size"),
-    ({"cond_lq": False}, "cond_lq"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"dims": 3}, "dims=3"),
+        ({"use_new_attention_order": True}, "use_new_attention_order"),
+        ({"num_res_blocks": [1, 2]}, "num_res_blocks"),
+        ({"lq_size": 48}, "lq_size"),
+        ({"cond_lq": False}, "cond_lq"),
+    ],
+)
 def test_config_rejects_what_it_cannot_build(bad, words):
-    params = {"image_size": 16, "in_channels": 3, "model_channels": 32, "out_channels": 3,
-              "num_res_blocks": 1, "attention_resolutions": [16], "channel_mult": [1, 2, 2],
-              "swin_embed_dim": 32, "lq_size": 16}
+    params = {
+        "image_size": 16,
+        "in_channels": 3,
+        "model_channels": 32,
+        "out_channels": 3,
+        "num_res_blocks": 1,
+        "attention_resolutions": [16],
+        "channel_mult": [1, 2, 2],
+        "swin_embed_dim": 32,
+        "lq_size": 16,
+    }
     with pytest.raises(ArchitectureError, match=words):
         UNetConfig.from_published({**params, **bad})
 
@@ -96,39 +129,117 @@ def test_config_rejects_what_it_cannot_build(bad, words):
 
 TINY = {
     # like the reference case: three levels, per-level res blocks, LR at latent size
-    "three_levels": dict(image_size=16, in_channels=3, model_channels=32, out_channels=3,
-                         num_res_blocks=[1, 2, 1], attention_resolutions=[16, 8], channel_mult=[1, 2, 2],
-                         num_head_channels=16, use_scale_shift_norm=True, swin_embed_dim=32,
-                         window_size=4, mlp_ratio=2, lq_size=16),
+    "three_levels": dict(
+        image_size=16,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=[1, 2, 1],
+        attention_resolutions=[16, 8],
+        channel_mult=[1, 2, 2],
+        num_head_channels=16,
+        use_scale_shift_norm=True,
+        swin_embed_dim=32,
+        window_size=4,
+        mlp_ratio=2,
+        lq_size=16,
+    ),
     # inpainting: mask channel, LR at 2x, one Swin block per layer, GroupNorm in the patch embedding
-    "mask_lq2": dict(image_size=16, in_channels=3, model_channels=32, out_channels=3,
-                     num_res_blocks=2, attention_resolutions=[8], channel_mult=[1, 2],
-                     num_heads=2, swin_depth=1, swin_embed_dim=64, window_size=2, mlp_ratio=2.5,
-                     patch_norm=True, cond_mask=True, lq_size=32),
+    "mask_lq2": dict(
+        image_size=16,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=2,
+        attention_resolutions=[8],
+        channel_mult=[1, 2],
+        num_heads=2,
+        swin_depth=1,
+        swin_embed_dim=64,
+        window_size=2,
+        mlp_ratio=2.5,
+        patch_norm=True,
+        cond_mask=True,
+        lq_size=32,
+    ),
     # ResBlock up/down sampling, four levels, no FiLM, deeper Swin, LR at 4x, 8-channel latent
-    "updown_lq4": dict(image_size=32, in_channels=8, model_channels=32, out_channels=8,
-                       num_res_blocks=[1, 1, 2, 1], attention_resolutions=[32, 8], channel_mult=[1, 1, 2, 2],
-                       num_heads=1, swin_depth=3, swin_embed_dim=32, window_size=4, mlp_ratio=1,
-                       resblock_updown=True, lq_size=128),
+    "updown_lq4": dict(
+        image_size=32,
+        in_channels=8,
+        model_channels=32,
+        out_channels=8,
+        num_res_blocks=[1, 1, 2, 1],
+        attention_resolutions=[32, 8],
+        channel_mult=[1, 1, 2, 2],
+        num_heads=1,
+        swin_depth=3,
+        swin_embed_dim=32,
+        window_size=4,
+        mlp_ratio=1,
+        resblock_updown=True,
+        lq_size=128,
+    ),
     # pooling/nearest resampling (no weights), window larger than the resolution, LR at 8x, mask
-    "pool_lq8": dict(image_size=8, in_channels=3, model_channels=32, out_channels=3,
-                     num_res_blocks=1, attention_resolutions=[8, 4], channel_mult=[1, 2],
-                     num_head_channels=8, swin_embed_dim=32, window_size=8, conv_resample=False,
-                     cond_mask=True, lq_size=64),
+    "pool_lq8": dict(
+        image_size=8,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=1,
+        attention_resolutions=[8, 4],
+        channel_mult=[1, 2],
+        num_head_channels=8,
+        swin_embed_dim=32,
+        window_size=8,
+        conv_resample=False,
+        cond_mask=True,
+        lq_size=64,
+    ),
     # a single level: no resampling at all
-    "one_level": dict(image_size=8, in_channels=4, model_channels=32, out_channels=4,
-                      num_res_blocks=2, attention_resolutions=[], channel_mult=[1],
-                      num_heads=4, swin_embed_dim=64, window_size=4, lq_size=16),
+    "one_level": dict(
+        image_size=8,
+        in_channels=4,
+        model_channels=32,
+        out_channels=4,
+        num_res_blocks=2,
+        attention_resolutions=[],
+        channel_mult=[1],
+        num_heads=4,
+        swin_embed_dim=64,
+        window_size=4,
+        lq_size=16,
+    ),
     # ours: a pixel-space model folding 4x4 pixel blocks into channels (levels at 1/4 resolution)
-    "pixel_fold4": dict(image_size=32, in_channels=3, model_channels=32, out_channels=3,
-                        num_res_blocks=1, attention_resolutions=[4], channel_mult=[1, 2],
-                        num_head_channels=16, swin_embed_dim=32, window_size=4, lq_size=32,
-                        pixel_unshuffle=4),
+    "pixel_fold4": dict(
+        image_size=32,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=1,
+        attention_resolutions=[4],
+        channel_mult=[1, 2],
+        num_head_channels=16,
+        swin_embed_dim=32,
+        window_size=4,
+        lq_size=32,
+        pixel_unshuffle=4,
+    ),
     # ours, inpainting in pixel space: the mask is folded along with the image
-    "pixel_fold2_mask": dict(image_size=16, in_channels=3, model_channels=32, out_channels=3,
-                             num_res_blocks=1, attention_resolutions=[], channel_mult=[1, 2],
-                             num_heads=2, swin_embed_dim=32, window_size=2, cond_mask=True, lq_size=16,
-                             pixel_unshuffle=2),
+    "pixel_fold2_mask": dict(
+        image_size=16,
+        in_channels=3,
+        model_channels=32,
+        out_channels=3,
+        num_res_blocks=1,
+        attention_resolutions=[],
+        channel_mult=[1, 2],
+        num_heads=2,
+        swin_embed_dim=32,
+        window_size=2,
+        cond_mask=True,
+        lq_size=16,
+        pixel_unshuffle=2,
+    ),
 }
 
 
@@ -197,7 +308,6 @@ def test_pixel_unshuffle_is_stored_in_the_weights_and_checked():
         detect_unet_config(dict(state_dict, pixel_unshuffle=torch.tensor(4.0)))
     with pytest.raises(ArchitectureError, match="pixel_unshuffle must be 1 or more"):
         UNetConfig(**dict(TINY["pixel_fold4"], pixel_unshuffle=0))
-
 
 
 def test_any_multiple_of_size_multiple_runs_and_batches_agree():
@@ -271,8 +381,12 @@ def test_shift_mask_reproduces_the_published_one():
 
 
 def test_vqgan_weights_are_named_as_such():
-    vq = {"encoder.conv_in.weight": torch.zeros(128, 3, 3, 3), "decoder.conv_out.weight": torch.zeros(3, 128, 3, 3),
-          "quantize.embedding.weight": torch.zeros(8192, 3), "quant_conv.weight": torch.zeros(3, 3, 1, 1)}
+    vq = {
+        "encoder.conv_in.weight": torch.zeros(128, 3, 3, 3),
+        "decoder.conv_out.weight": torch.zeros(3, 128, 3, 3),
+        "quantize.embedding.weight": torch.zeros(8192, 3),
+        "quant_conv.weight": torch.zeros(3, 3, 1, 1),
+    }
     assert not looks_like_unet(vq)
     with pytest.raises(ArchitectureError, match="VQGAN/autoencoder checkpoint, not a ResShift UNet; load it as"):
         detect_unet_config(vq)

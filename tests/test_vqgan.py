@@ -25,8 +25,14 @@ TINY_CONFIGS = {
     "f2_plain": dict(embed_dim=3, n_embed=16, z_channels=3, ch=32, ch_mult=(1, 2), num_res_blocks=1),
     "f4_embed8": dict(embed_dim=8, n_embed=24, z_channels=3, ch=32, ch_mult=(1, 1, 2), num_res_blocks=2),
     "f8_attn": dict(
-        embed_dim=8, n_embed=32, z_channels=8, ch=32, ch_mult=(1, 2, 2, 1), num_res_blocks=(1, 2, 0, 1),
-        attn_resolutions=(16,), resolution=32,
+        embed_dim=8,
+        n_embed=32,
+        z_channels=8,
+        ch=32,
+        ch_mult=(1, 2, 2, 1),
+        num_res_blocks=(1, 2, 0, 1),
+        attn_resolutions=(16,),
+        resolution=32,
     ),
 }
 
@@ -102,7 +108,11 @@ def test_config_rejects_what_it_cannot_build():
         VQGANConfig(embed_dim=3, n_embed=8, z_channels=3, ch=32, ch_mult=(1, 2, 4), num_res_blocks=(1, 2))
     with pytest.raises(ArchitectureError, match="multiples of 32"):
         VQGANConfig(embed_dim=3, n_embed=8, z_channels=3, ch=48, ch_mult=(1, 2))
-    published = {"embed_dim": 3, "n_embed": 8, "ddconfig": {"z_channels": 3, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []}}
+    published = {
+        "embed_dim": 3,
+        "n_embed": 8,
+        "ddconfig": {"z_channels": 3, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []},
+    }
     assert VQGANConfig.from_published(published).widths == (32, 64)
     for key, value in (("tanh_out", True), ("resamp_with_conv", False), ("attn_type", "linear")):
         bad = {**published, "ddconfig": {**published["ddconfig"], key: value}}
@@ -163,7 +173,9 @@ def test_detection_of_a_unet_says_load_it_as_the_model():
         "middle_block.0.in_layers.0.weight": torch.zeros(4),
     }
     assert not looks_like_vqgan(unet_like)
-    with pytest.raises(ArchitectureError, match="this is a ResShift UNet checkpoint, not a VQGAN; load it as the model"):
+    with pytest.raises(
+        ArchitectureError, match="this is a ResShift UNet checkpoint, not a VQGAN; load it as the model"
+    ):
         detect_vqgan_config(unet_like)
 
 
@@ -177,7 +189,9 @@ def test_detection_errors_name_what_was_found_and_expected():
         detect_vqgan_config({k: v for k, v in state.items() if k != "post_quant_conv.bias"})
     broken = dict(state)
     broken["decoder.up.1.block.0.conv1.weight"] = torch.zeros(64, 32, 3, 3)
-    with pytest.raises(ArchitectureError, match=r"decoder.up.1.block.0.conv1.weight \(64, 32, 3, 3\) \(expected \(64, 64, 3, 3\)\)"):
+    with pytest.raises(
+        ArchitectureError, match=r"decoder.up.1.block.0.conv1.weight \(64, 32, 3, 3\) \(expected \(64, 64, 3, 3\)\)"
+    ):
         detect_vqgan_config(broken)
     fewer = {k: v for k, v in state.items() if not k.startswith("decoder.up.0.block.1.")}
     with pytest.raises(ArchitectureError, match="one more"):
@@ -244,7 +258,9 @@ def test_channels_last_group_norm_is_accurate_far_from_zero(dtype):
     weight, bias = torch.randn(64, generator=g), torch.randn(64, generator=g)
     x = x.to(dtype)
     expected = F.group_norm(x.double(), 32, weight.double(), bias.double(), 1e-6)
-    got = vqgan_blocks.group_norm(x.contiguous(memory_format=torch.channels_last), 32, weight.to(dtype), bias.to(dtype), 1e-6)
+    got = vqgan_blocks.group_norm(
+        x.contiguous(memory_format=torch.channels_last), 32, weight.to(dtype), bias.to(dtype), 1e-6
+    )
     assert got.dtype == dtype and got.is_contiguous(memory_format=torch.channels_last)
     tol = 1e-4 if dtype == torch.float32 else 0.05  # bf16: rounding of the output only
     assert (got.double() - expected).abs().max() < tol
@@ -256,7 +272,9 @@ def test_half_group_norm_fast_path_is_within_a_few_ulp(dtype):
     x = (torch.randn(1, 64, 24, 24, generator=g) + 3).to(dtype)  # means 3 spreads from zero
     weight, bias = torch.rand(64, generator=g) + 0.5, torch.randn(64, generator=g)
     expected = F.group_norm(x.double(), 32, weight.double(), bias.double(), 1e-6)
-    got = vqgan_blocks.group_norm(x.contiguous(memory_format=torch.channels_last), 32, weight.to(dtype), bias.to(dtype), 1e-6)
+    got = vqgan_blocks.group_norm(
+        x.contiguous(memory_format=torch.channels_last), 32, weight.to(dtype), bias.to(dtype), 1e-6
+    )
     ulp = 2.0 ** (-7 if dtype == torch.bfloat16 else -10)  # relative spacing of the dtype
     assert (got.double() - expected).abs().max() <= 4 * ulp * expected.abs().max()
 
@@ -307,7 +325,7 @@ def test_half_precision_is_close_to_float32(dtype, upcast):
         out = model.decode(latent, quantize=False)
     assert z.dtype == out.dtype == dtype
     if model.compute_dtype(x.device) == torch.float32:
-        tol = 2.0 ** -8  # float32 compute: only the outputs are rounded to the half dtype
+        tol = 2.0**-8  # float32 compute: only the outputs are rounded to the half dtype
     else:
         # Every activation rounded (bf16: 2^-9), through ~30 layers of a tiny random network.
         tol = 0.1 if dtype == torch.bfloat16 else 0.02

@@ -113,9 +113,7 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
     """The architecture of a ResShift UNet state dict (canonical keys). Raises ArchitectureError."""
     if not looks_like_unet(state_dict):
         if _looks_like_vqgan(state_dict):
-            raise ArchitectureError(
-                "this is a VQGAN/autoencoder checkpoint, not a ResShift UNet; load it as the VAE"
-            )
+            raise ArchitectureError("this is a VQGAN/autoencoder checkpoint, not a ResShift UNet; load it as the VAE")
         sample = ", ".join(sorted(map(str, state_dict))[:5]) or "no keys at all"
         raise ArchitectureError(
             f"not a ResShift UNet: expected the keys {', '.join(UNET_MARKERS)} and output_blocks.*; "

@@ -88,9 +88,7 @@ def detect_vqgan_config(state_dict: Mapping[str, torch.Tensor]) -> VQGANConfig:
         raise ArchitectureError(f"expected encoder levels encoder.down.0, 1, ...; found levels {levels}")
     up_levels = _indices(sd, "decoder.up.")
     if up_levels != levels:
-        raise ArchitectureError(
-            f"the encoder has levels {levels} but the decoder has {up_levels}: expected the same"
-        )
+        raise ArchitectureError(f"the encoder has levels {levels} but the decoder has {up_levels}: expected the same")
 
     blocks, widths = [], []
     for i in levels:

@@ -100,8 +100,7 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(
-            f"{source} contains no tensors (top-level keys: {sorted(map(str, obj))[:8]}). "
-            "It is not a model checkpoint."
+            f"{source} contains no tensors (top-level keys: {sorted(map(str, obj))[:8]}). It is not a model checkpoint."
         )
     return canonical_keys(tensors)
 
@@ -115,7 +114,7 @@ def canonical_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
             stripped = False
             for prefix in KEY_PREFIXES:
                 if key.startswith(prefix):
-                    key = key[len(prefix):]
+                    key = key[len(prefix) :]
                     stripped = True
         out[key] = value
     return out

@@ -7,24 +7,70 @@
 
 All randomness comes from the ``torch.Generator`` passed in.
 """
+
 from .face import FaceDegradationConfig, degrade_face, degrade_face_with_params, sample_face_params
 from .jpeg import jpeg_compress, quality_to_factor
-from .kernels import (KERNEL_TYPES, BlurKernelConfig, bivariate_gaussian, bivariate_generalized_gaussian,
-                      bivariate_plateau, circular_lowpass_kernel, filter2d, sample_blur_kernels, sample_final_sinc,
-                      second_order_kernel_config, usm_sharp)
+from .kernels import (
+    KERNEL_TYPES,
+    BlurKernelConfig,
+    bivariate_gaussian,
+    bivariate_generalized_gaussian,
+    bivariate_plateau,
+    circular_lowpass_kernel,
+    filter2d,
+    sample_blur_kernels,
+    sample_final_sinc,
+    second_order_kernel_config,
+    usm_sharp,
+)
 from .masks import MASK_KINDS, MaskConfig, apply_mask, sample_masks, sample_masks_with_kinds
-from .noise import (add_gaussian_noise, add_poisson_noise, random_add_gaussian_noise, random_add_poisson_noise)
-from .pipeline import (DegradationConfig, DegradationParams, apply_degradation, degrade, degrade_pair,
-                       degrade_with_params, sample_params)
+from .noise import add_gaussian_noise, add_poisson_noise, random_add_gaussian_noise, random_add_poisson_noise
+from .pipeline import (
+    DegradationConfig,
+    DegradationParams,
+    apply_degradation,
+    degrade,
+    degrade_pair,
+    degrade_with_params,
+    sample_params,
+)
 from .resize import bicubic_downsample, imresize_matlab, interpolate
 
 __all__ = [
-    "DegradationConfig", "DegradationParams", "degrade", "degrade_with_params", "degrade_pair", "sample_params",
-    "apply_degradation", "BlurKernelConfig", "second_order_kernel_config", "KERNEL_TYPES", "sample_blur_kernels",
-    "sample_final_sinc", "bivariate_gaussian", "bivariate_generalized_gaussian", "bivariate_plateau",
-    "circular_lowpass_kernel", "filter2d", "usm_sharp", "add_gaussian_noise", "add_poisson_noise",
-    "random_add_gaussian_noise", "random_add_poisson_noise", "jpeg_compress", "quality_to_factor",
-    "interpolate", "imresize_matlab", "bicubic_downsample", "MaskConfig", "MASK_KINDS", "sample_masks",
-    "sample_masks_with_kinds", "apply_mask", "FaceDegradationConfig", "degrade_face", "degrade_face_with_params",
+    "DegradationConfig",
+    "DegradationParams",
+    "degrade",
+    "degrade_with_params",
+    "degrade_pair",
+    "sample_params",
+    "apply_degradation",
+    "BlurKernelConfig",
+    "second_order_kernel_config",
+    "KERNEL_TYPES",
+    "sample_blur_kernels",
+    "sample_final_sinc",
+    "bivariate_gaussian",
+    "bivariate_generalized_gaussian",
+    "bivariate_plateau",
+    "circular_lowpass_kernel",
+    "filter2d",
+    "usm_sharp",
+    "add_gaussian_noise",
+    "add_poisson_noise",
+    "random_add_gaussian_noise",
+    "random_add_poisson_noise",
+    "jpeg_compress",
+    "quality_to_factor",
+    "interpolate",
+    "imresize_matlab",
+    "bicubic_downsample",
+    "MaskConfig",
+    "MASK_KINDS",
+    "sample_masks",
+    "sample_masks_with_kinds",
+    "apply_mask",
+    "FaceDegradationConfig",
+    "degrade_face",
+    "degrade_face_with_params",
     "sample_face_params",
 ]

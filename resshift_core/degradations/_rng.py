@@ -6,6 +6,7 @@ torch's, numpy's or Python's global random state.  Draws are made on the
 generator's own device and converted to Python numbers / moved afterwards, so a
 CPU generator works for CUDA images and vice versa.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

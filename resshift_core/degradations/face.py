@@ -7,6 +7,7 @@ here with integer tables and triangle chroma upsampling) -> bilinear upsample ba
 input size -> with probability 0.01 greyscale (also the GT, ``gt_gray``) -> clamp and round.
 Everything per image; the output has the input's size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,14 @@ from .resize import interpolate
 
 
 def _face_kernel_config() -> BlurKernelConfig:
-    return BlurKernelConfig(kernel_sizes=(41,), pad_to=41, kernel_list=("iso", "aniso"), kernel_prob=(0.5, 0.5),
-                            sinc_prob=0.0, sigma_range=(0.1, 15.0))
+    return BlurKernelConfig(
+        kernel_sizes=(41,),
+        pad_to=41,
+        kernel_list=("iso", "aniso"),
+        kernel_prob=(0.5, 0.5),
+        sinc_prob=0.0,
+        sigma_range=(0.1, 15.0),
+    )
 
 
 @dataclass
@@ -45,7 +52,9 @@ def _gray3(x: torch.Tensor) -> torch.Tensor:
     return y.expand(-1, 3, -1, -1).contiguous()
 
 
-def sample_face_params(generator: torch.Generator, batch_size: int, config: FaceDegradationConfig | None = None) -> dict:
+def sample_face_params(
+    generator: torch.Generator, batch_size: int, config: FaceDegradationConfig | None = None
+) -> dict:
     """All per-image random choices of the face degradation (noise fields are drawn when applied)."""
     cfg = config or FaceDegradationConfig()
     g, n = generator, batch_size
@@ -56,13 +65,20 @@ def sample_face_params(generator: torch.Generator, batch_size: int, config: Face
     if cfg.integer_quality:
         quality = quality.floor()
     gray = _rng.bernoulli(g, n, cfg.gray_prob)
-    return {"kernel": kernel, "kernel_info": info, "downsample": scale, "noise_sigma": sigma,
-            "jpeg_quality": quality, "gray": gray}
+    return {
+        "kernel": kernel,
+        "kernel_info": info,
+        "downsample": scale,
+        "noise_sigma": sigma,
+        "jpeg_quality": quality,
+        "gray": gray,
+    }
 
 
 @torch.no_grad()
-def degrade_face_with_params(hq: torch.Tensor, generator: torch.Generator,
-                             config: FaceDegradationConfig | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def degrade_face_with_params(
+    hq: torch.Tensor, generator: torch.Generator, config: FaceDegradationConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """``(lq, gt, params)``; ``gt`` is ``hq`` except for images turned grey (``gt_gray``)."""
     cfg = config or FaceDegradationConfig()
     if hq.dim() != 4 or hq.shape[1] != 3 or not hq.is_floating_point():
@@ -73,12 +89,13 @@ def degrade_face_with_params(hq: torch.Tensor, generator: torch.Generator,
     outs = []
     for i in range(b):  # each image is downsampled to its own size
         s = float(p["downsample"][i])
-        x = interpolate(blurred[i:i + 1], "bilinear", size=(int(h // s), int(w // s)))
+        x = interpolate(blurred[i : i + 1], "bilinear", size=(int(h // s), int(w // s)))
         if cfg.noise_range is not None:
-            x = add_gaussian_noise(x, p["noise_sigma"][i:i + 1], False, generator)
+            x = add_gaussian_noise(x, p["noise_sigma"][i : i + 1], False, generator)
         if cfg.jpeg_range is not None:
-            x = jpeg_compress(x.clamp(0, 1), p["jpeg_quality"][i:i + 1], cfg.jpeg_integer_tables,
-                              cfg.jpeg_fancy_upsampling)
+            x = jpeg_compress(
+                x.clamp(0, 1), p["jpeg_quality"][i : i + 1], cfg.jpeg_integer_tables, cfg.jpeg_fancy_upsampling
+            )
         outs.append(interpolate(x, "bilinear", size=(h, w)))
     lq = torch.cat(outs, 0)
     gt = hq
@@ -91,8 +108,9 @@ def degrade_face_with_params(hq: torch.Tensor, generator: torch.Generator,
     return lq, gt, p
 
 
-def degrade_face(hq: torch.Tensor, generator: torch.Generator,
-                 config: FaceDegradationConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def degrade_face(
+    hq: torch.Tensor, generator: torch.Generator, config: FaceDegradationConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Face HQ batch ``(B, 3, H, W)`` in [0, 1] -> ``(lq, gt)``, both ``(B, 3, H, W)``."""
     lq, gt, _ = degrade_face_with_params(hq, generator, config)
     return lq, gt

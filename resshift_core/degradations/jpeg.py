@@ -7,6 +7,7 @@ quality factor, rounding, and the inverse of every step; output clipped to [0, 1
 
 Quality may be fractional (the pipeline samples it from a continuous range, as published).
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,9 @@ def _code_plane(plane: torch.Tensor, table: torch.Tensor, kron: torch.Tensor) ->
     return blocks.view(b, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, h, w) + 128.0
 
 
-def jpeg_compress(img: torch.Tensor, quality, integer_tables: bool = False,
-                  fancy_upsampling: bool = False) -> torch.Tensor:
+def jpeg_compress(
+    img: torch.Tensor, quality, integer_tables: bool = False, fancy_upsampling: bool = False
+) -> torch.Tensor:
     """JPEG-compress and decode ``img`` (B, 3, H, W) in [0, 1] at ``quality`` (scalar or (B,) in [1, 100]).
 
     ``integer_tables`` rounds the scaled tables as libjpeg does (published DiffJPEG keeps them fractional);

@@ -16,6 +16,7 @@ sinc kernel, which has negative side lobes (as published).
 Kernels of different sizes in one batch are stored zero-padded (centred) to a
 common ``pad_to x pad_to`` so that a whole batch is filtered by one grouped conv.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,18 @@ def _odd_range(lo: int, hi: int) -> tuple[int, ...]:
 class BlurKernelConfig:
     """How one order's blur kernel is sampled (defaults: ResShift's first-order real-world x4 kernel)."""
 
-    kernel_sizes: tuple[int, ...] = _odd_range(3, 19)  # odd sizes drawn uniformly; ResShift uses range(3, blur_kernel_size, 2)
+    kernel_sizes: tuple[int, ...] = _odd_range(
+        3, 19
+    )  # odd sizes drawn uniformly; ResShift uses range(3, blur_kernel_size, 2)
     pad_to: int = 21  # every kernel is zero-padded to this size (published ``blur_kernel_size``)
-    kernel_list: tuple[str, ...] = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")  # Gaussian-family types
+    kernel_list: tuple[str, ...] = (
+        "iso",
+        "aniso",
+        "generalized_iso",
+        "generalized_aniso",
+        "plateau_iso",
+        "plateau_aniso",
+    )  # Gaussian-family types
     kernel_prob: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # probability of each entry of kernel_list
     sinc_prob: float = 0.1  # probability that the kernel is a sinc (circular low-pass) instead
     sigma_range: tuple[float, float] = (0.2, 3.0)  # sigma_x / sigma_y range (pixels), published ``blur_sigma``
@@ -129,20 +139,24 @@ def pulse_kernels(n: int, pad_to: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- single-kernel helpers
-def bivariate_gaussian(kernel_size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0) -> torch.Tensor:
+def bivariate_gaussian(
+    kernel_size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0
+) -> torch.Tensor:
     """One (an)isotropic Gaussian kernel ``(k, k)``; ``sigma_y=None`` means isotropic."""
     sy = sigma_x if sigma_y is None else sigma_y
     return gaussian_family_kernels(kernel_size, [kernel_size], [sigma_x], [sy], [theta], [1.0], [False])[0]
 
 
-def bivariate_generalized_gaussian(kernel_size: int, sigma_x: float, sigma_y: float | None = None,
-                                   theta: float = 0.0, beta: float = 1.0) -> torch.Tensor:
+def bivariate_generalized_gaussian(
+    kernel_size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0, beta: float = 1.0
+) -> torch.Tensor:
     sy = sigma_x if sigma_y is None else sigma_y
     return gaussian_family_kernels(kernel_size, [kernel_size], [sigma_x], [sy], [theta], [beta], [False])[0]
 
 
-def bivariate_plateau(kernel_size: int, sigma_x: float, sigma_y: float | None = None,
-                      theta: float = 0.0, beta: float = 1.0) -> torch.Tensor:
+def bivariate_plateau(
+    kernel_size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0, beta: float = 1.0
+) -> torch.Tensor:
     sy = sigma_x if sigma_y is None else sigma_y
     return gaussian_family_kernels(kernel_size, [kernel_size], [sigma_x], [sy], [theta], [beta], [True])[0]
 
@@ -208,8 +222,14 @@ def sample_blur_kernels(generator: torch.Generator, n: int, cfg: BlurKernelConfi
     return kernels, info
 
 
-def sample_final_sinc(generator: torch.Generator, n: int, prob: float, kernel_sizes: Sequence[int],
-                      omega_range: tuple[float, float], pad_to: int) -> tuple[torch.Tensor, dict]:
+def sample_final_sinc(
+    generator: torch.Generator,
+    n: int,
+    prob: float,
+    kernel_sizes: Sequence[int],
+    omega_range: tuple[float, float],
+    pad_to: int,
+) -> tuple[torch.Tensor, dict]:
     """The final sinc filter: with probability ``prob`` a sinc kernel, else the identity pulse."""
     g = generator
     use = _rng.bernoulli(g, n, prob)
@@ -217,8 +237,11 @@ def sample_final_sinc(generator: torch.Generator, n: int, prob: float, kernel_si
     omega = _rng.uniform(g, n, *omega_range)
     k = torch.where(use.view(-1, 1, 1), sinc_kernels(pad_to, sizes, omega), pulse_kernels(n, pad_to))
     nan = torch.full((n,), float("nan"), dtype=torch.float64)
-    info = {"applied": use.clone(), "size": torch.where(use, sizes, torch.ones_like(sizes)),
-            "omega": torch.where(use, omega, nan)}
+    info = {
+        "applied": use.clone(),
+        "size": torch.where(use, sizes, torch.ones_like(sizes)),
+        "omega": torch.where(use, omega, nan),
+    }
     return k.float(), info
 
 

@@ -15,6 +15,7 @@ The published generator has a linear ramp hook that is off in ResShift's configs
 with coefficient 1 its stroke count is drawn from ``[min_times, max_times + 1]`` and its box size up
 to ``bbox_max_size`` -- reproduced here.
 """
+
 from __future__ import annotations
 
 import math
@@ -99,13 +100,15 @@ def box_mask(h: int, w: int, generator: torch.Generator, cfg: MaskConfig | None 
     m = torch.zeros(h, w)
     max_size = min(cfg.box_max_size + 1, h - 2 * cfg.box_margin, w - 2 * cfg.box_margin)
     if max_size <= cfg.box_min_size:
-        raise ValueError(f"image {h}x{w} too small for boxes of side >= {cfg.box_min_size} with margin {cfg.box_margin}")
+        raise ValueError(
+            f"image {h}x{w} too small for boxes of side >= {cfg.box_min_size} with margin {cfg.box_margin}"
+        )
     for _ in range(_rng.randint1(g, cfg.box_min_times, cfg.box_max_times + 1)):
         bw = _rng.randint1(g, cfg.box_min_size, max_size)
         bh = _rng.randint1(g, cfg.box_min_size, max_size)
         x0 = _rng.randint1(g, cfg.box_margin, w - cfg.box_margin - bw + 1)
         y0 = _rng.randint1(g, cfg.box_margin, h - cfg.box_margin - bh + 1)
-        m[y0:y0 + bh, x0:x0 + bw] = 1
+        m[y0 : y0 + bh, x0 : x0 + bw] = 1
     return m
 
 
@@ -138,8 +141,9 @@ def outpainting_mask(h: int, w: int, generator: torch.Generator, cfg: MaskConfig
 _GENERATORS = {"irregular": irregular_mask, "box": box_mask, "outpainting": outpainting_mask}
 
 
-def sample_masks_with_kinds(batch_size: int, height: int, width: int, generator: torch.Generator,
-                            config: MaskConfig | None = None, device=None) -> tuple[torch.Tensor, list[str]]:
+def sample_masks_with_kinds(
+    batch_size: int, height: int, width: int, generator: torch.Generator, config: MaskConfig | None = None, device=None
+) -> tuple[torch.Tensor, list[str]]:
     """``(masks, kinds)``: masks ``(B, 1, H, W)`` float {0, 1} (1 = hole) and the generator used for each."""
     cfg = config or MaskConfig()
     probs = [cfg.irregular_proba, cfg.box_proba, cfg.outpainting_proba]
@@ -153,8 +157,9 @@ def sample_masks_with_kinds(batch_size: int, height: int, width: int, generator:
     return torch.stack(out).unsqueeze(1).to(device), kinds
 
 
-def sample_masks(batch_size: int, height: int, width: int, generator: torch.Generator,
-                 config: MaskConfig | None = None, device=None) -> torch.Tensor:
+def sample_masks(
+    batch_size: int, height: int, width: int, generator: torch.Generator, config: MaskConfig | None = None, device=None
+) -> torch.Tensor:
     """Inpainting masks ``(B, 1, H, W)`` float {0, 1}, 1 = hole."""
     return sample_masks_with_kinds(batch_size, height, width, generator, config, device)[0]
 

@@ -10,6 +10,7 @@ Follows the published ``*_pt`` functions of ``basicsr/data/degradations.py``:
 
 Results are clipped to [0, 1] by default (``clip=True, rounds=False`` as the pipeline calls them).
 """
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,12 @@ def _split_fields(img: torch.Tensor, gray, colour_field, gray_field) -> torch.Te
 def gaussian_noise(img: torch.Tensor, sigma, gray, generator: torch.Generator) -> torch.Tensor:
     """The Gaussian noise field (not yet added): ``sigma`` in 8-bit units, per image or scalar."""
     b, c, h, w = img.shape
-    field = _split_fields(img, gray, lambda x: _rng.randn_like(x, generator),
-                          lambda x: _rng.randn_like(x, generator, shape=(x.shape[0], 1, h, w)))
+    field = _split_fields(
+        img,
+        gray,
+        lambda x: _rng.randn_like(x, generator),
+        lambda x: _rng.randn_like(x, generator, shape=(x.shape[0], 1, h, w)),
+    )
     return field * (_per_image(sigma, b, img) / 255.0)
 
 
@@ -78,8 +83,9 @@ def _poisson_field(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def poisson_noise(img: torch.Tensor, scale, gray, generator: torch.Generator) -> torch.Tensor:
     """The Poisson noise field (not yet added), multiplied by ``scale`` (per image or scalar)."""
-    field = _split_fields(img, gray, lambda x: _poisson_field(x, generator),
-                          lambda x: _poisson_field(_rgb_to_gray(x), generator))
+    field = _split_fields(
+        img, gray, lambda x: _poisson_field(x, generator), lambda x: _poisson_field(_rgb_to_gray(x), generator)
+    )
     return field * _per_image(scale, img.shape[0], img)
 
 
@@ -87,8 +93,14 @@ def add_poisson_noise(img, scale, gray, generator, clip: bool = True, rounds: bo
     return _finish(img + poisson_noise(img, scale, gray, generator), clip, rounds)
 
 
-def random_add_gaussian_noise(img: torch.Tensor, generator: torch.Generator, sigma_range=(1.0, 30.0),
-                              gray_prob: float = 0.4, clip: bool = True, rounds: bool = False):
+def random_add_gaussian_noise(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    sigma_range=(1.0, 30.0),
+    gray_prob: float = 0.4,
+    clip: bool = True,
+    rounds: bool = False,
+):
     """Per image: sigma ~ U(sigma_range), grey with probability ``gray_prob``. Returns ``(out, info)``."""
     b = img.shape[0]
     sigma = _rng.uniform(generator, b, *sigma_range)
@@ -97,8 +109,14 @@ def random_add_gaussian_noise(img: torch.Tensor, generator: torch.Generator, sig
     return out, {"sigma": sigma, "gray": gray}
 
 
-def random_add_poisson_noise(img: torch.Tensor, generator: torch.Generator, scale_range=(0.05, 3.0),
-                             gray_prob: float = 0.4, clip: bool = True, rounds: bool = False):
+def random_add_poisson_noise(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    scale_range=(0.05, 3.0),
+    gray_prob: float = 0.4,
+    clip: bool = True,
+    rounds: bool = False,
+):
     """Per image: scale ~ U(scale_range), grey with probability ``gray_prob``. Returns ``(out, info)``."""
     b = img.shape[0]
     scale = _rng.uniform(generator, b, *scale_range)

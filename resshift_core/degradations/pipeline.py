@@ -18,6 +18,7 @@ noise and JPEG qualities are drawn per image; the resize choices, the Gaussian-v
 whether the second order / second blur happen and the final order are drawn once per batch.
 ``per_sample=True`` draws those per image too (images are then processed in groups).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,16 @@ import torch
 
 from . import _rng
 from .jpeg import jpeg_compress
-from .kernels import (BlurKernelConfig, _odd_range, filter2d, pulse_kernels, sample_blur_kernels,
-                      sample_final_sinc, second_order_kernel_config, usm_sharp)
+from .kernels import (
+    BlurKernelConfig,
+    _odd_range,
+    filter2d,
+    pulse_kernels,
+    sample_blur_kernels,
+    sample_final_sinc,
+    second_order_kernel_config,
+    usm_sharp,
+)
 from .noise import add_gaussian_noise, add_poisson_noise
 from .resize import RESIZE_MODES, bicubic_downsample, interpolate
 
@@ -44,7 +53,9 @@ class DegradationConfig:
     mode: str = "realesrgan"  # "realesrgan" (the pipeline above) or "bicubic" (bicubic downsampling by sf only)
     sf: int = 4  # scale factor: the LR image is (H // sf, W // sf); published configs use 4 and 2
     # ---- first order
-    blur1: BlurKernelConfig = field(default_factory=BlurKernelConfig)  # first blur kernel (sizes 3..19 -> 21, sigma 0.2..3)
+    blur1: BlurKernelConfig = field(
+        default_factory=BlurKernelConfig
+    )  # first blur kernel (sizes 3..19 -> 21, sigma 0.2..3)
     resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # probability of resizing up / down / keeping the size
     resize_range: tuple[float, float] = (0.15, 1.5)  # down-scale from U(lo, 1), up-scale from U(1, hi)
     gaussian_noise_prob: float = 0.5  # probability of Gaussian (else Poisson) noise
@@ -104,16 +115,40 @@ class DegradationConfig:
         ImageNet-Test (and so ``Val_SR``) was made: one order of mild blur, noise and JPEG, then
         the final resize, an occasional small sinc and a light JPEG."""
         light = dict(kernel_prob=(0.6, 0.4, 0.0, 0.0, 0.0, 0.0), betap_range=(1.0, 1.2))
-        return cls(**{
-            "blur1": BlurKernelConfig(kernel_sizes=_odd_range(3, 11), pad_to=13, sinc_prob=0.1, sigma_range=(0.2, 0.8),
-                                      betag_range=(1.0, 1.5), **light),
-            "blur2": BlurKernelConfig(kernel_sizes=_odd_range(3, 5), pad_to=7, sinc_prob=0.0, sigma_range=(0.2, 0.5),
-                                      betag_range=(0.5, 0.8), **light),
-            "resize_range": (0.5, 1.5), "noise_range": (1.0, 15.0), "poisson_scale_range": (0.05, 0.3),
-            "jpeg_range": (70.0, 95.0), "second_order_prob": 0.0, "second_blur_prob": 0.2,
-            "resize_range2": (0.8, 1.2), "noise_range2": (1.0, 10.0), "poisson_scale_range2": (0.05, 0.2),
-            "jpeg_range2": (80.0, 100.0), "final_sinc_prob": 0.2, "final_sinc_sizes": _odd_range(3, 5),
-            "final_sinc_pad_to": 7, **overrides})
+        return cls(
+            **{
+                "blur1": BlurKernelConfig(
+                    kernel_sizes=_odd_range(3, 11),
+                    pad_to=13,
+                    sinc_prob=0.1,
+                    sigma_range=(0.2, 0.8),
+                    betag_range=(1.0, 1.5),
+                    **light,
+                ),
+                "blur2": BlurKernelConfig(
+                    kernel_sizes=_odd_range(3, 5),
+                    pad_to=7,
+                    sinc_prob=0.0,
+                    sigma_range=(0.2, 0.5),
+                    betag_range=(0.5, 0.8),
+                    **light,
+                ),
+                "resize_range": (0.5, 1.5),
+                "noise_range": (1.0, 15.0),
+                "poisson_scale_range": (0.05, 0.3),
+                "jpeg_range": (70.0, 95.0),
+                "second_order_prob": 0.0,
+                "second_blur_prob": 0.2,
+                "resize_range2": (0.8, 1.2),
+                "noise_range2": (1.0, 10.0),
+                "poisson_scale_range2": (0.05, 0.2),
+                "jpeg_range2": (80.0, 100.0),
+                "final_sinc_prob": 0.2,
+                "final_sinc_sizes": _odd_range(3, 5),
+                "final_sinc_pad_to": 7,
+                **overrides,
+            }
+        )
 
     @classmethod
     def realsr_x2(cls, **overrides) -> "DegradationConfig":
@@ -162,6 +197,7 @@ class DegradationParams:
 
     def subset(self, idx: list[int]) -> "DegradationParams":
         """The parameters of the images ``idx``."""
+
         def pick(v: Any):
             if isinstance(v, torch.Tensor):
                 return v[idx]
@@ -170,6 +206,7 @@ class DegradationParams:
             if isinstance(v, dict):
                 return {k: pick(x) for k, x in v.items()}
             return v
+
         return DegradationParams(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})
 
 
@@ -179,8 +216,10 @@ def _updown(g, n: int, probs, scale_range) -> tuple[list, torch.Tensor]:
     u = _rng.uniform(g, n, 0.0, 1.0)
     up = 1.0 + (scale_range[1] - 1.0) * u
     down = scale_range[0] + (1.0 - scale_range[0]) * u
-    scale = torch.tensor([float(up[i]) if k == "up" else float(down[i]) if k == "down" else 1.0
-                          for i, k in enumerate(kind)], dtype=torch.float64)
+    scale = torch.tensor(
+        [float(up[i]) if k == "up" else float(down[i]) if k == "down" else 1.0 for i, k in enumerate(kind)],
+        dtype=torch.float64,
+    )
     return kind, scale
 
 
@@ -191,15 +230,18 @@ def _tile(values, n: int):
     return values * n if len(values) == 1 else values
 
 
-def sample_params(generator: torch.Generator, batch_size: int, config: DegradationConfig | None = None) -> DegradationParams:
+def sample_params(
+    generator: torch.Generator, batch_size: int, config: DegradationConfig | None = None
+) -> DegradationParams:
     """Draw all random choices of one realesrgan-mode batch (noise fields themselves are drawn when applied)."""
     cfg = config or DegradationConfig()
     g, n = generator, batch_size
     m = n if cfg.per_sample else 1  # draws of the per-batch choices
     kernel1, info1 = sample_blur_kernels(g, n, cfg.blur1)
     kernel2, info2 = sample_blur_kernels(g, n, cfg.blur2)
-    sinc, sinc_info = sample_final_sinc(g, n, cfg.final_sinc_prob, cfg.final_sinc_sizes,
-                                        cfg.final_sinc_omega, cfg.final_sinc_pad_to)
+    sinc, sinc_info = sample_final_sinc(
+        g, n, cfg.final_sinc_prob, cfg.final_sinc_sizes, cfg.final_sinc_omega, cfg.final_sinc_pad_to
+    )
     r1_type, r1_scale = _updown(g, m, cfg.resize_prob, cfg.resize_range)
     r1_mode = _rng.choice_from(g, m, cfg.resize_modes)
     n1_type = ["gaussian" if b else "poisson" for b in _rng.bernoulli(g, m, cfg.gaussian_noise_prob)]
@@ -219,16 +261,32 @@ def sample_params(generator: torch.Generator, batch_size: int, config: Degradati
     order = [FINAL_ORDERS[0] if b else FINAL_ORDERS[1] for b in _rng.bernoulli(g, m, cfg.final_order_prob)]
     f_mode = _rng.choice_from(g, m, cfg.resize_modes)
     return DegradationParams(
-        kernel1=kernel1, kernel1_info=info1,
-        resize1_type=_tile(r1_type, n), resize1_scale=_tile(r1_scale, n), resize1_mode=_tile(r1_mode, n),
-        noise1_type=_tile(n1_type, n), noise1_sigma=n1_sigma, noise1_poisson_scale=n1_pscale, noise1_gray=n1_gray,
+        kernel1=kernel1,
+        kernel1_info=info1,
+        resize1_type=_tile(r1_type, n),
+        resize1_scale=_tile(r1_scale, n),
+        resize1_mode=_tile(r1_mode, n),
+        noise1_type=_tile(n1_type, n),
+        noise1_sigma=n1_sigma,
+        noise1_poisson_scale=n1_pscale,
+        noise1_gray=n1_gray,
         jpeg1_quality=q1,
-        second_order=_tile(second, n), blur2_applied=_tile(blur2, n), kernel2=kernel2, kernel2_info=info2,
-        resize2_type=_tile(r2_type, n), resize2_scale=_tile(r2_scale, n), resize2_mode=_tile(r2_mode, n),
-        noise2_type=_tile(n2_type, n), noise2_sigma=n2_sigma, noise2_poisson_scale=n2_pscale, noise2_gray=n2_gray,
+        second_order=_tile(second, n),
+        blur2_applied=_tile(blur2, n),
+        kernel2=kernel2,
+        kernel2_info=info2,
+        resize2_type=_tile(r2_type, n),
+        resize2_scale=_tile(r2_scale, n),
+        resize2_mode=_tile(r2_mode, n),
+        noise2_type=_tile(n2_type, n),
+        noise2_sigma=n2_sigma,
+        noise2_poisson_scale=n2_pscale,
+        noise2_gray=n2_gray,
         jpeg2_quality=q2,
-        final_order=_tile(order, n), final_mode=_tile(f_mode, n),
-        sinc_kernel=sinc, sinc_info=sinc_info,
+        final_order=_tile(order, n),
+        final_mode=_tile(f_mode, n),
+        sinc_kernel=sinc,
+        sinc_info=sinc_info,
     )
 
 
@@ -247,8 +305,15 @@ def _add_noise(x: torch.Tensor, kinds: list, sigma, pscale, gray, g) -> torch.Te
 
 
 def _group_key(p: DegradationParams, i: int) -> tuple:
-    return (float(p.resize1_scale[i]), p.resize1_mode[i], bool(p.second_order[i]), float(p.resize2_scale[i]),
-            p.resize2_mode[i], p.final_order[i], p.final_mode[i])
+    return (
+        float(p.resize1_scale[i]),
+        p.resize1_mode[i],
+        bool(p.second_order[i]),
+        float(p.resize2_scale[i]),
+        p.resize2_mode[i],
+        p.final_order[i],
+        p.final_mode[i],
+    )
 
 
 def _apply_group(hr: torch.Tensor, p: DegradationParams, g: torch.Generator, cfg: DegradationConfig) -> torch.Tensor:
@@ -264,7 +329,9 @@ def _apply_group(hr: torch.Tensor, p: DegradationParams, g: torch.Generator, cfg
     # second order
     if bool(p.second_order[0]):
         if bool(p.blur2_applied.any()):
-            k2 = torch.where(p.blur2_applied.view(-1, 1, 1), p.kernel2, pulse_kernels(len(p), p.kernel2.shape[-1]).float())
+            k2 = torch.where(
+                p.blur2_applied.view(-1, 1, 1), p.kernel2, pulse_kernels(len(p), p.kernel2.shape[-1]).float()
+            )
             out = filter2d(out, k2)
         s2 = float(p.resize2_scale[0])
         out = interpolate(out, p.resize2_mode[0], size=(int(h / sf * s2), int(w / sf * s2)))
@@ -284,8 +351,9 @@ def _apply_group(hr: torch.Tensor, p: DegradationParams, g: torch.Generator, cfg
     return out
 
 
-def apply_degradation(hr: torch.Tensor, params: DegradationParams, generator: torch.Generator,
-                      config: DegradationConfig | None = None) -> torch.Tensor:
+def apply_degradation(
+    hr: torch.Tensor, params: DegradationParams, generator: torch.Generator, config: DegradationConfig | None = None
+) -> torch.Tensor:
     """Degrade ``hr`` with already drawn ``params``; ``generator`` supplies the noise fields."""
     cfg = config or DegradationConfig()
     _check(hr, cfg)
@@ -324,8 +392,9 @@ def _bicubic(hr: torch.Tensor, cfg: DegradationConfig) -> torch.Tensor:
     return out
 
 
-def degrade_with_params(hr: torch.Tensor, generator: torch.Generator,
-                        config: DegradationConfig | None = None) -> tuple[torch.Tensor, DegradationParams | None]:
+def degrade_with_params(
+    hr: torch.Tensor, generator: torch.Generator, config: DegradationConfig | None = None
+) -> tuple[torch.Tensor, DegradationParams | None]:
     """Like :func:`degrade` but also returns the drawn :class:`DegradationParams` (None in bicubic mode)."""
     cfg = config or DegradationConfig()
     _check(hr, cfg)
@@ -347,8 +416,9 @@ def degrade(hr: torch.Tensor, generator: torch.Generator, config: DegradationCon
 
 
 @torch.no_grad()
-def degrade_pair(hr: torch.Tensor, generator: torch.Generator,
-                 config: DegradationConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def degrade_pair(
+    hr: torch.Tensor, generator: torch.Generator, config: DegradationConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lr, gt)``: the training pair; ``gt`` is ``usm_sharp(hr)`` when ``config.use_sharp`` (as published), else ``hr``."""
     cfg = config or DegradationConfig()
     gt = usm_sharp(hr) if cfg.use_sharp else hr

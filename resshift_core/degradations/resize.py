@@ -1,5 +1,6 @@
 """Resizing: the random ``F.interpolate`` resizes of the RealESRGAN pipeline and a MATLAB-style
 ``imresize`` (antialiased bicubic) used by ResShift's bicubic task (``activate_matlab: True``)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,9 @@ import torch.nn.functional as F
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 
-def interpolate(img: torch.Tensor, mode: str, size: tuple[int, int] | None = None,
-                scale_factor: float | None = None) -> torch.Tensor:
+def interpolate(
+    img: torch.Tensor, mode: str, size: tuple[int, int] | None = None, scale_factor: float | None = None
+) -> torch.Tensor:
     """``F.interpolate`` as the published pipeline calls it (no antialiasing, ``align_corners=False``).
 
     With ``scale_factor`` the output is ``floor(H * s) x floor(W * s)`` and bilinear/bicubic sample
@@ -37,8 +39,9 @@ def _cubic(x: torch.Tensor) -> torch.Tensor:
     """Keys cubic kernel with a = -0.5 (MATLAB's)."""
     ax = x.abs()
     ax2, ax3 = ax * ax, ax * ax * ax
-    return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-            + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))).to(x.dtype)
+    return (
+        (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    ).to(x.dtype)
 
 
 def _matlab_weights(in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
@@ -64,8 +67,9 @@ def _matlab_weights(in_len: int, out_len: int, scale: float, antialias: bool) ->
     return m
 
 
-def imresize_matlab(img: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None,
-                    antialias: bool = True) -> torch.Tensor:
+def imresize_matlab(
+    img: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None, antialias: bool = True
+) -> torch.Tensor:
     """MATLAB ``imresize(img, scale, 'bicubic')`` for a batch ``(..., H, W)``, without rounding.
 
     Output size is ``ceil(H * scale)`` as in MATLAB, or ``size``; when only ``size`` is given the per-axis

@@ -99,9 +99,7 @@ class UNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ArchitectureError(
-                f"unknown UNet hyper-parameters {unknown}; expected a subset of {sorted(known)}"
-            )
+            raise ArchitectureError(f"unknown UNet hyper-parameters {unknown}; expected a subset of {sorted(known)}")
         return cls(**params)
 
     def to_dict(self) -> dict:
@@ -344,9 +342,7 @@ class ResShiftUNet(nn.Module):
         super().__init__()
         self.config = cfg = config
         emb_dim = cfg.time_embed_dim
-        self.time_embed = nn.Sequential(
-            nn.Linear(cfg.model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
-        )
+        self.time_embed = nn.Sequential(nn.Linear(cfg.model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.feature_extractor = self._lq_feature_extractor(cfg)
 
         def res_block(ch_in, ch_out=None, resample=None):

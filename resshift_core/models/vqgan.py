@@ -175,8 +175,16 @@ class VQGANConfig:
     def architecture(self) -> tuple:
         """Everything that shapes the network (not resolution/attn_resolutions as numbers, dropout)."""
         return (
-            self.embed_dim, self.n_embed, self.z_channels, self.double_z, self.in_channels, self.out_ch,
-            self.widths, self.num_res_blocks, self.encoder_attn_levels, self.decoder_attn_levels,
+            self.embed_dim,
+            self.n_embed,
+            self.z_channels,
+            self.double_z,
+            self.in_channels,
+            self.out_ch,
+            self.widths,
+            self.num_res_blocks,
+            self.encoder_attn_levels,
+            self.decoder_attn_levels,
         )
 
     def same_architecture(self, other: "VQGANConfig") -> bool:
@@ -222,12 +230,12 @@ class VectorQuantizer(nn.Module):
         budget = self.max_block_elements if h.device.type == "cpu" else self.max_block_elements_accelerator
         rows = max(1, budget // self.n_embed)
         for start in range(0, z.shape[0], rows):
-            zc = z[start:start + rows]
+            zc = z[start : start + rows]
             # (|z|^2 + |e|^2) - 2 z.e: the published formula, bit for bit (the -2 scaling is
             # exact), so near-ties break the same way; addmm_ saves a pass over the block.
             dist = zc.square().sum(dim=1, keepdim=True) + code_sq
             dist.addmm_(zc, codebook.t(), alpha=-2)
-            out[start:start + rows] = dist.argmin(dim=1)
+            out[start : start + rows] = dist.argmin(dim=1)
         return out.view(b, height, width)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
@@ -258,13 +266,23 @@ class VQGAN(nn.Module):
         self.config = config
         blocks = config.num_res_blocks
         self.encoder = Encoder(
-            in_channels=config.in_channels, ch=config.ch, ch_mult=config.ch_mult, blocks_per_level=blocks,
-            attn_levels=config.encoder_attn_levels, z_channels=config.z_channels, double_z=config.double_z,
+            in_channels=config.in_channels,
+            ch=config.ch,
+            ch_mult=config.ch_mult,
+            blocks_per_level=blocks,
+            attn_levels=config.encoder_attn_levels,
+            z_channels=config.z_channels,
+            double_z=config.double_z,
             dropout=config.dropout,
         )
         self.decoder = Decoder(
-            out_ch=config.out_ch, ch=config.ch, ch_mult=config.ch_mult, blocks_per_level=blocks,
-            attn_levels=config.decoder_attn_levels, z_channels=config.z_channels, dropout=config.dropout,
+            out_ch=config.out_ch,
+            ch=config.ch,
+            ch_mult=config.ch_mult,
+            blocks_per_level=blocks,
+            attn_levels=config.decoder_attn_levels,
+            z_channels=config.z_channels,
+            dropout=config.dropout,
         )
         self.quantize = VectorQuantizer(config.n_embed, config.embed_dim)
         # The published quant_conv reads z_channels even when double_z widens the encoder output.

@@ -56,7 +56,7 @@ def _channel_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     sum_sq = x.new_zeros((n, c), dtype=torch.float32)
     rows = max(1, _MOMENT_SLICE // max(1, w * c))
     for top in range(0, h, rows):
-        part = x[:, :, top:top + rows]
+        part = x[:, :, top : top + rows]
         # Same-dtype ops only: torch's mixed bf16/fp32 elementwise kernels are ~10x slower.
         dev = part - center if part.dtype == torch.float32 else part.float().sub_(center)
         sum_dev += dev.sum(dim=(2, 3))

@@ -210,8 +210,12 @@ def make_core_nodes(folder_paths) -> dict:
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {"required": {"image": (_input_files(folder_paths), {"image_upload": True}),
-                                 "channel": (["alpha", "red", "green", "blue"],)}}
+            return {
+                "required": {
+                    "image": (_input_files(folder_paths), {"image_upload": True}),
+                    "channel": (["alpha", "red", "green", "blue"],),
+                }
+            }
 
         def load_image(self, image, channel):
             img = Image.open(folder_paths.get_annotated_filepath(image)).convert("RGBA")
@@ -243,8 +247,12 @@ def make_core_nodes(folder_paths) -> dict:
         def INPUT_TYPES(cls):
             return {"required": {"images": ("IMAGE",)}}
 
-    return {"LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage,
-            "PreviewImage": PreviewImage}
+    return {
+        "LoadImage": LoadImage,
+        "LoadImageMask": LoadImageMask,
+        "SaveImage": SaveImage,
+        "PreviewImage": PreviewImage,
+    }
 
 
 # UI-only nodes of the ComfyUI frontend (no Python class; never in API prompts).

@@ -9,7 +9,7 @@ Not ComfyUI's code: written for these tests from the documented behaviour.
 
 import os
 
-supported_pt_extensions = {'.ckpt', '.pt', '.pt2', '.bin', '.pth', '.safetensors', '.pkl', '.sft'}
+supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 
 folder_names_and_paths = {}
 base_path = ""

@@ -132,7 +132,9 @@ def should_use_bf16(device=None, model_params=0, prioritize_performance=True, ma
     return SUPPORTS_BF16
 
 
-def unet_dtype(device=None, model_params=0, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32], weight_dtype=None):
+def unet_dtype(
+    device=None, model_params=0, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32], weight_dtype=None
+):
     if FORCED_UNET_DTYPE is not None:
         return FORCED_UNET_DTYPE
     if PRIORITIZE_FP16 or weight_dtype == torch.float16:
@@ -261,7 +263,9 @@ def free_memory(memory_required, device, keep_loaded=[]):
     return out
 
 
-def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
+def load_models_gpu(
+    models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False
+):
     _record("load_models_gpu", models=list(models), memory_required=memory_required, force_full_load=force_full_load)
     inference_memory = minimum_inference_memory()
     extra_mem = max(inference_memory, memory_required + extra_reserved_memory())
@@ -302,8 +306,9 @@ def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimu
         if lowvram_available and state in (VRAMState.LOW_VRAM, VRAMState.NORMAL_VRAM) and not force_full_load:
             loaded_memory = loaded.model_loaded_memory()
             current_free = get_free_memory(patcher.load_device) + loaded_memory
-            lowvram_model_memory = max(128 * 1024 * 1024 if FREE_MEMORY >= (1 << 30) else 1,
-                                       current_free - minimum_memory_required)
+            lowvram_model_memory = max(
+                128 * 1024 * 1024 if FREE_MEMORY >= (1 << 30) else 1, current_free - minimum_memory_required
+            )
             lowvram_model_memory = max(0.1, lowvram_model_memory - loaded_memory)
         if state == VRAMState.NO_VRAM:
             lowvram_model_memory = 0.1

@@ -28,8 +28,12 @@ class ModelPatcher:
         self.offload_device = offload_device
         self.weight_inplace_update = weight_inplace_update
         self.parent = None
-        for name, default in (("model_loaded_weight_memory", 0), ("lowvram_patch_counter", 0),
-                              ("model_lowvram", False), ("current_weight_patches_uuid", None)):
+        for name, default in (
+            ("model_loaded_weight_memory", 0),
+            ("lowvram_patch_counter", 0),
+            ("model_lowvram", False),
+            ("current_weight_patches_uuid", None),
+        ):
             if not hasattr(self.model, name):
                 setattr(self.model, name, default)
 
@@ -106,8 +110,12 @@ class ModelPatcher:
 
     def patch_model(self, device_to=None, lowvram_model_memory=0, load_weights=True, force_patch_weights=False):
         if load_weights:
-            self.load(device_to, lowvram_model_memory=lowvram_model_memory,
-                      force_patch_weights=force_patch_weights, full_load=lowvram_model_memory == 0)
+            self.load(
+                device_to,
+                lowvram_model_memory=lowvram_model_memory,
+                force_patch_weights=force_patch_weights,
+                full_load=lowvram_model_memory == 0,
+            )
         return self.model
 
     def unpatch_model(self, device_to=None, unpatch_weights=True):
@@ -147,8 +155,12 @@ class ModelPatcher:
         full_load = self.model.model_loaded_weight_memory + extra_memory > self.model_size()
         current_used = self.model.model_loaded_weight_memory
         try:
-            self.load(device_to, lowvram_model_memory=current_used + extra_memory,
-                      force_patch_weights=force_patch_weights, full_load=full_load)
+            self.load(
+                device_to,
+                lowvram_model_memory=current_used + extra_memory,
+                force_patch_weights=force_patch_weights,
+                full_load=full_load,
+            )
         except Exception:
             self.detach()
             raise
@@ -165,11 +177,17 @@ class ModelPatcher:
 
     def fully_loaded(self):
         """Test helper (not in ComfyUI): every weight-holding module was loaded."""
-        on_device = all(t.device == torch.device(self.load_device) or
-                        (t.device.type == torch.device(self.load_device).type and t.device.type == "cuda")
-                        for t in self.model.parameters())
-        return (on_device and self.loaded_size() == self.model_size() and not self.model.model_lowvram
-                and all(getattr(m, "comfy_patched_weights", False) for _, _, m, _ in self._load_list()))
+        on_device = all(
+            t.device == torch.device(self.load_device)
+            or (t.device.type == torch.device(self.load_device).type and t.device.type == "cuda")
+            for t in self.model.parameters()
+        )
+        return (
+            on_device
+            and self.loaded_size() == self.model_size()
+            and not self.model.model_lowvram
+            and all(getattr(m, "comfy_patched_weights", False) for _, _, m, _ in self._load_list())
+        )
 
 
 __all__ = ["ModelPatcher"]
