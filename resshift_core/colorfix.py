@@ -98,4 +98,4 @@ def color_fix(output: torch.Tensor, reference: torch.Tensor, method: str = "none
     raise InputError(f"unknown colour fix {method!r}; choose one of {', '.join(METHODS)}")
 
 
-__all__ = ["METHODS", "color_fix", "adain_color_fix", "wavelet_color_fix", "wavelet_decomposition", "reference_like"]
+__all__ = ["METHODS", "adain_color_fix", "color_fix", "reference_like", "wavelet_color_fix", "wavelet_decomposition"]

@@ -22,13 +22,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
-from typing import Callable, Optional
 
 from .errors import CheckpointError
 
-ProgressCallback = Callable[[int, Optional[int]], None]
+ProgressCallback = Callable[[int, int | None], None]
 
 USER_AGENT = "comfyui-resshift (resshift_core.download)"
 CHUNK_SIZE = 1 << 20
@@ -46,7 +46,7 @@ def offline() -> bool:
     return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in OFFLINE_ENV)
 
 
-def _by_hand(dest: Path, url: Optional[str]) -> str:
+def _by_hand(dest: Path, url: str | None) -> str:
     where = f" from {url}" if url else ""
     return f"Download {dest.name}{where} yourself and put it in {dest.parent} (as {dest.name})."
 
@@ -68,7 +68,7 @@ def _partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
 
 
-def _open(url: str, headers: Optional[dict], auth_headers: Optional[dict], timeout: float):
+def _open(url: str, headers: dict | None, auth_headers: dict | None, timeout: float):
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     for key, value in (auth_headers or {}).items():
         request.add_unredirected_header(key, value)  # never sent on to a redirect's other host
@@ -79,11 +79,11 @@ def download_file(
     url: str,
     dest: str | Path,
     *,
-    sha256: Optional[str] = None,
-    size_bytes: Optional[int] = None,
-    progress: Optional[ProgressCallback] = None,
-    headers: Optional[dict] = None,
-    auth_headers: Optional[dict] = None,
+    sha256: str | None = None,
+    size_bytes: int | None = None,
+    progress: ProgressCallback | None = None,
+    headers: dict | None = None,
+    auth_headers: dict | None = None,
     timeout: float = 60.0,
     check_checkpoint: bool = True,
 ) -> Path:
@@ -187,7 +187,7 @@ def download_file(
 # -- registry entries ---------------------------------------------------------------------------
 
 
-def entry_source(entry, endpoint: Optional[str] = None) -> tuple[str, dict]:
+def entry_source(entry, endpoint: str | None = None) -> tuple[str, dict]:
     """(url, auth headers) for a registry entry: its Hugging Face repository if it names one
     (huggingface_hub builds the address and the login token), else its release URL."""
     repo = entry.hf_repo
@@ -215,8 +215,8 @@ def fetch_checkpoint(
     entry,
     folder: str | Path,
     *,
-    progress: Optional[ProgressCallback] = None,
-    endpoint: Optional[str] = None,
+    progress: ProgressCallback | None = None,
+    endpoint: str | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """The entry's file in `folder`, downloaded there first if it is not already present."""
@@ -258,8 +258,8 @@ def remove_partials(folder: str | Path, older_than_s: float = 24 * 3600) -> int:
 __all__ = [
     "DownloadError",
     "download_file",
-    "fetch_checkpoint",
     "entry_source",
+    "fetch_checkpoint",
     "looks_like_checkpoint",
     "offline",
     "remove_partials",

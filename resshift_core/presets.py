@@ -60,7 +60,7 @@ class DiffusionPreset:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, name: str | None = None) -> "DiffusionPreset":
+    def from_dict(cls, d: dict, name: str | None = None) -> DiffusionPreset:
         sched_fields = ScheduleConfig.__dataclass_fields__
         schedule = ScheduleConfig(**{k: d[k] for k in sched_fields if k in d})
         own = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "schedule"}
@@ -69,7 +69,7 @@ class DiffusionPreset:
         return cls(schedule=schedule, **own)
 
     @classmethod
-    def from_published(cls, diffusion: dict, task: str = "realsr", name: str = "custom") -> "DiffusionPreset":
+    def from_published(cls, diffusion: dict, task: str = "realsr", name: str = "custom") -> DiffusionPreset:
         """From the `diffusion.params` of a published yaml (or a reference manifest)."""
         if diffusion.get("schedule_name", "exponential") != "exponential":
             raise ValueError(f"schedule {diffusion['schedule_name']!r} is not supported")
@@ -103,7 +103,7 @@ class DiffusionPreset:
         sf=None,
         scale_factor=None,
         task=None,
-    ) -> "DiffusionPreset":
+    ) -> DiffusionPreset:
         """A copy with some settings changed (None keeps the value)."""
         schedule = self.schedule.with_overrides(
             steps=steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power

@@ -23,12 +23,12 @@ class LinearPreview:
     bias: torch.Tensor  # 3
 
     @classmethod
-    def identity(cls) -> "LinearPreview":
+    def identity(cls) -> LinearPreview:
         """For pixel-space models: the state already is the image."""
         return cls(torch.eye(3), torch.zeros(3))
 
     @classmethod
-    def fit(cls, latent: torch.Tensor, image: torch.Tensor) -> "LinearPreview":
+    def fit(cls, latent: torch.Tensor, image: torch.Tensor) -> LinearPreview:
         """Fit on the first image: `latent` B x C x h x w, `image` B x 3 x H x W in [-1, 1]."""
         z = latent[0].detach().to("cpu", torch.float64)
         rgb = image[:1].detach().to("cpu", torch.float64)

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from .errors import InputError
 from .presets import DiffusionPreset
@@ -29,24 +28,24 @@ def weights_dir() -> Path:
 class RegistryEntry:
     name: str
     file: str
-    url: Optional[str]
+    url: str | None
     part: str  # "unet" or "autoencoder"
     what: str
-    sha256: Optional[str]
-    size_bytes: Optional[int]
+    sha256: str | None
+    size_bytes: int | None
     license: str
-    preset: Optional[str] = None
-    vae: Optional[str] = None
-    architecture: Optional[dict] = None  # the published config params (for random-weight builds)
-    parameter_count: Optional[int] = None
+    preset: str | None = None
+    vae: str | None = None
+    architecture: dict | None = None  # the published config params (for random-weight builds)
+    parameter_count: int | None = None
     shipped: bool = False  # lives in weights/ (no download)
     experimental: bool = False  # below our quality bar: usable by name, never chosen by default
-    hf_repo: Optional[str] = None  # a Hugging Face repository hosting the file (preferred over `url`)
-    hf_filename: Optional[str] = None  # its path inside that repository (default: `file`)
-    hf_revision: Optional[str] = None  # a commit or tag to pin (default: the main branch)
+    hf_repo: str | None = None  # a Hugging Face repository hosting the file (preferred over `url`)
+    hf_filename: str | None = None  # its path inside that repository (default: `file`)
+    hf_revision: str | None = None  # a commit or tag to pin (default: the main branch)
 
     @property
-    def local_path(self) -> Optional[Path]:
+    def local_path(self) -> Path | None:
         return weights_dir() / self.file if self.shipped else None
 
 
@@ -79,7 +78,7 @@ def preset_names() -> list[str]:
     return sorted(_registry_json()["presets"])
 
 
-def find(name_or_file: str) -> Optional[RegistryEntry]:
+def find(name_or_file: str) -> RegistryEntry | None:
     """The entry whose name or file name matches (case-insensitive, extension optional)."""
     key = Path(name_or_file).name.lower()
     stem = key.rsplit(".", 1)[0] if "." in key else key

@@ -14,8 +14,9 @@ The chain starts at x_T = z_y + kappa sqrt(eta_T) z (the prior is centred on the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Protocol
 
 import torch
 
@@ -97,8 +98,8 @@ def sample(
     normalize_input: bool = True,
     latent: bool = True,
     clip_denoised: bool = False,
-    callback: Optional[Callable[[StepInfo], None]] = None,
-    x_start: Optional[torch.Tensor] = None,
+    callback: Callable[[StepInfo], None] | None = None,
+    x_start: torch.Tensor | None = None,
     predict: str = "xstart",
 ) -> torch.Tensor:
     """Run the whole reverse chain from the LR latent `z_y`; returns the x0 latent (float32).

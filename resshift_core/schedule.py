@@ -45,7 +45,7 @@ class ScheduleConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, **changes) -> "ScheduleConfig":
+    def with_overrides(self, **changes) -> ScheduleConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

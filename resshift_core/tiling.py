@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ class Tile:
     h: int
     w: int
 
-    def scaled(self, s: int) -> "Tile":
+    def scaled(self, s: int) -> Tile:
         return Tile(self.y0 * s, self.x0 * s, self.h * s, self.w * s)
 
     def slices(self, s: int = 1) -> tuple[slice, slice]:
@@ -202,7 +202,7 @@ class TilingConfig:
         if self.overlap < 0 or self.vae_overlap < 0:
             raise ValueError(f"overlaps must be >= 0, got {self}")
 
-    def smaller(self, stage: str) -> "TilingConfig | None":
+    def smaller(self, stage: str) -> TilingConfig | None:
         """A configuration to retry `stage` ("unet" or "vae") with after running out of memory."""
         from dataclasses import replace
 

@@ -6,16 +6,13 @@ python scripts/seam_report.py
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from test_seams import HARD_TILE, TILE, TilingConfig, photo_crop, psnr, seam_ratio, smooth_image  # noqa: E402
 
 from resshift_core import registry  # noqa: E402
 from resshift_core.checkpoints.loading import load_unet  # noqa: E402
 from resshift_core.pipeline import ResShiftPipeline  # noqa: E402
+from test_seams import HARD_TILE, TILE, TilingConfig, photo_crop, psnr, seam_ratio, smooth_image  # noqa: E402
 
 
 def main() -> None:

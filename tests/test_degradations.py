@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conftest import SHARED
 from resshift_core.degradations import (
     KERNEL_TYPES,
     BlurKernelConfig,
@@ -44,8 +45,6 @@ from resshift_core.degradations import (
     usm_sharp,
 )
 from resshift_core.degradations.masks import box_mask, irregular_mask, outpainting_mask
-
-from conftest import SHARED
 
 VAL_GT = SHARED / "data" / "Val_SR" / "gt"
 MIRROR_BICUBIC = Path("/work/.mirror/zsyOAOA+ResShift/repo")

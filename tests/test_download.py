@@ -6,7 +6,6 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -184,12 +183,12 @@ def test_offline_switch_stops_before_any_request(server, tmp_path, monkeypatch):
 class Entry:
     name: str
     file: str
-    url: Optional[str] = None
-    sha256: Optional[str] = None
-    size_bytes: Optional[int] = None
-    hf_repo: Optional[str] = None
-    hf_filename: Optional[str] = None
-    hf_revision: Optional[str] = None
+    url: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    hf_repo: str | None = None
+    hf_filename: str | None = None
+    hf_revision: str | None = None
 
 
 def test_fetch_from_release_url_then_reuse(server, tmp_path):

@@ -7,7 +7,7 @@ so a further case in the same format runs without a code change.
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ from resshift_core.models.unet import UNetConfig
 from resshift_core.models.vqgan import VQGANConfig
 from resshift_core.pipeline import ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
-from resshift_core.sampler import ExplicitNoise, scale_model_input, q_sample
+from resshift_core.sampler import ExplicitNoise, q_sample, scale_model_input
 from resshift_core.schedule import make_schedule
 
 CASES = reference_cases()
@@ -29,7 +29,7 @@ if not CASES:
     pytest.skip("no reference cases found (set RESSHIFT_REFERENCE_DIR)", allow_module_level=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _case(path):
     manifest = json.loads((path / "manifest.json").read_text())
     return manifest, load_file(str(path / "tensors.safetensors"))

@@ -16,7 +16,7 @@ from resshift_core.checkpoints.detect_vqgan import (
 )
 from resshift_core.errors import ArchitectureError, InputError
 from resshift_core.models import vqgan_blocks
-from resshift_core.models.vqgan import VQGAN, VQGANConfig, VectorQuantizer
+from resshift_core.models.vqgan import VQGAN, VectorQuantizer, VQGANConfig
 
 AUTOENCODER_LAYOUTS = [p for p in published_layouts() if json.loads(p.read_text()).get("part") == "autoencoder"]
 

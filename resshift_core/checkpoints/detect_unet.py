@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping, Optional
 
 import torch
 
@@ -51,7 +51,7 @@ class _Reader:
     def has(self, key: str) -> bool:
         return key in self.sd
 
-    def shape(self, key: str, ndim: Optional[int] = None) -> tuple[int, ...]:
+    def shape(self, key: str, ndim: int | None = None) -> tuple[int, ...]:
         if key not in self.sd:
             raise ArchitectureError(f"ResShift UNet weights: expected the tensor {key}, which is missing")
         shape = tuple(self.sd[key].shape)
@@ -91,7 +91,7 @@ class _Swin:
         self.hidden = r.shape(prefix + "blocks.0.mlp.fc1.weight", 4)[0]
         self.has_buffers = r.has(prefix + "blocks.0.attn.relative_position_index")
         # Shift masks are stored for the build resolution: windows = (resolution / window)**2.
-        self.resolution: Optional[int] = None
+        self.resolution: int | None = None
         for b in blocks:
             key = f"{prefix}blocks.{b}.attn_mask"
             if r.has(key):

@@ -15,7 +15,7 @@ What the weights cannot tell:
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -36,7 +36,7 @@ def strip_training_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, tor
 
 def looks_like_vqgan(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """An LDM-style autoencoder: encoder and decoder input convs present (codebook checked later)."""
-    keys = canonical_keys({k: None for k in state_dict})
+    keys = canonical_keys(dict.fromkeys(state_dict))
     return "encoder.conv_in.weight" in keys and "decoder.conv_in.weight" in keys
 
 

@@ -12,8 +12,8 @@ import json
 import pickle
 import struct
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 

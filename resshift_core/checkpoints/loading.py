@@ -11,7 +11,6 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -36,12 +35,12 @@ class LoadedModel:
 
     part: str  # "unet" or "autoencoder"
     model: nn.Module
-    config: Union[UNetConfig, VQGANConfig]
-    preset: Optional[DiffusionPreset]  # UNets only
+    config: UNetConfig | VQGANConfig
+    preset: DiffusionPreset | None  # UNets only
     preset_source: str  # where the preset came from: explicit, metadata, registry:<name>, layout
     source: str  # file path or "<memory>"
     parameter_count: int
-    registry_name: Optional[str] = None
+    registry_name: str | None = None
 
     def describe(self) -> dict:
         """What `inspect` prints: part, architecture, preset, size."""
@@ -80,7 +79,7 @@ def _check_finite(state_dict: dict, source: str) -> None:
             )
 
 
-def detect_on_meta(state_dict: dict, part: str) -> tuple[Union[UNetConfig, VQGANConfig], nn.Module]:
+def detect_on_meta(state_dict: dict, part: str) -> tuple[UNetConfig | VQGANConfig, nn.Module]:
     """The architecture read off the weights, built on the meta device (nothing allocated)."""
     with torch.device("meta"):
         if part == PART_UNET:
@@ -112,7 +111,7 @@ def _build(model: nn.Module, state_dict: dict, source: str, part: str) -> nn.Mod
     return model.eval().requires_grad_(False)
 
 
-def _preset_from_metadata(metadata: dict) -> Optional[DiffusionPreset]:
+def _preset_from_metadata(metadata: dict) -> DiffusionPreset | None:
     raw = metadata.get("resshift.preset")
     return DiffusionPreset.from_dict(json.loads(raw)) if raw else None
 
@@ -138,8 +137,8 @@ def resolve_preset(
     config: UNetConfig,
     source: str,
     metadata: dict,
-    preset: Union[None, str, DiffusionPreset],
-) -> tuple[DiffusionPreset, str, Optional[str]]:
+    preset: str | DiffusionPreset | None,
+) -> tuple[DiffusionPreset, str, str | None]:
     entry = registry.find(source) if source != "<memory>" else None
     if isinstance(preset, DiffusionPreset):
         return preset, "explicit", entry.name if entry else None
@@ -155,11 +154,11 @@ def resolve_preset(
 
 
 def load_model(
-    path_or_state: Union[str, Path, dict],
+    path_or_state: str | Path | dict,
     *,
-    expect: Optional[str] = None,
-    preset: Union[None, str, DiffusionPreset] = None,
-    device: Union[str, torch.device] = "cpu",
+    expect: str | None = None,
+    preset: str | DiffusionPreset | None = None,
+    device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> LoadedModel:
     """Load any ResShift UNet or VQGAN checkpoint. `expect` ("unet"/"autoencoder") checks the part."""
@@ -201,7 +200,7 @@ def load_vae(path_or_state, **kwargs) -> LoadedModel:
     return load_model(path_or_state, expect=PART_VAE, **kwargs)
 
 
-def inspect_checkpoint(path: Union[str, Path], preset: Union[None, str, DiffusionPreset] = None) -> dict:
+def inspect_checkpoint(path: str | Path, preset: str | DiffusionPreset | None = None) -> dict:
     """What a checkpoint is (part, architecture, preset, parameter count), without running it.
 
     The network is built on the meta device, so nothing the size of the weights is allocated.

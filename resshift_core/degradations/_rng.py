@@ -9,7 +9,7 @@ CPU generator works for CUDA images and vice versa.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -20,8 +20,8 @@ common ``pad_to x pad_to`` so that a whole batch is filtered by one grouped conv
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

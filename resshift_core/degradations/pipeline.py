@@ -105,12 +105,12 @@ class DegradationConfig:
             raise ValueError(f"unknown resize modes {bad}")
 
     @classmethod
-    def realsr_x4(cls, **overrides) -> "DegradationConfig":
+    def realsr_x4(cls, **overrides) -> DegradationConfig:
         """Published real-world x4 training degradation."""
         return cls(**overrides)
 
     @classmethod
-    def realsr_x4_testing(cls, **overrides) -> "DegradationConfig":
+    def realsr_x4_testing(cls, **overrides) -> DegradationConfig:
         """Published testing degradation (``degradation_testing_realesrgan.yaml``), with which ResShift's
         ImageNet-Test (and so ``Val_SR``) was made: one order of mild blur, noise and JPEG, then
         the final resize, an occasional small sinc and a light JPEG."""
@@ -151,12 +151,12 @@ class DegradationConfig:
         )
 
     @classmethod
-    def realsr_x2(cls, **overrides) -> "DegradationConfig":
+    def realsr_x2(cls, **overrides) -> DegradationConfig:
         """Published real-world x2 training degradation (``realsr_realesrgan256_x2.yaml``): same, sf = 2."""
         return cls(**{"sf": 2, **overrides})
 
     @classmethod
-    def bicubic_x4(cls, **overrides) -> "DegradationConfig":
+    def bicubic_x4(cls, **overrides) -> DegradationConfig:
         """Published bicubic x4 task: MATLAB bicubic downsampling only."""
         return cls(**{"mode": "bicubic", "sf": 4, **overrides})
 
@@ -195,7 +195,7 @@ class DegradationParams:
     def __len__(self) -> int:
         return int(self.kernel1.shape[0])
 
-    def subset(self, idx: list[int]) -> "DegradationParams":
+    def subset(self, idx: list[int]) -> DegradationParams:
         """The parameters of the images ``idx``."""
 
         def pick(v: Any):

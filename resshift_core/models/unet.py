@@ -8,8 +8,8 @@ as they are. The computation matches the published forward; see `swin.py` for th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +31,10 @@ class UNetConfig:
     in_channels: int
     model_channels: int
     out_channels: int
-    num_res_blocks: Union[int, Sequence[int]]
+    num_res_blocks: int | Sequence[int]
     attention_resolutions: Sequence[int]
     dropout: float = 0.0
-    channel_mult: Sequence[Union[int, float]] = (1, 2, 4, 8)
+    channel_mult: Sequence[int | float] = (1, 2, 4, 8)
     conv_resample: bool = True
     dims: int = 2
     use_fp16: bool = False
@@ -94,7 +94,7 @@ class UNetConfig:
 
     # -- construction helpers ------------------------------------------------------------------
     @classmethod
-    def from_published(cls, params: dict) -> "UNetConfig":
+    def from_published(cls, params: dict) -> UNetConfig:
         """From the `params` of a published config (`model.params` in the ResShift YAML files)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
@@ -165,7 +165,7 @@ class UNetConfig:
         needs += [2**level * self.swin_window_at(level)[0] for level in self.swin_levels()]
         return math.lcm(*needs) * self.pixel_unshuffle
 
-    def canonical(self) -> "UNetConfig":
+    def canonical(self) -> UNetConfig:
         """The same network with every field that does not change the computation normalised.
 
         This is what `detect_unet_config` reads back from the weights: unused attention
@@ -209,7 +209,7 @@ def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _plain_number(x: float) -> Union[int, float]:
+def _plain_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
@@ -225,7 +225,7 @@ def timestep_frequencies(dim: int, max_period: float = 10000.0) -> torch.Tensor:
 
 
 def timestep_embedding(
-    timesteps: torch.Tensor, dim: int, max_period: float = 10000.0, freqs: Optional[torch.Tensor] = None
+    timesteps: torch.Tensor, dim: int, max_period: float = 10000.0, freqs: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Sinusoidal embedding [cos | sin] of (possibly fractional) timesteps, in fp32."""
     if freqs is None:
@@ -240,7 +240,7 @@ def timestep_embedding(
 class Downsample(nn.Module):
     """Halve the resolution: stride-2 3x3 convolution (`op`), or 2x2 average pooling."""
 
-    def __init__(self, channels: int, use_conv: bool, out_channels: Optional[int] = None):
+    def __init__(self, channels: int, use_conv: bool, out_channels: int | None = None):
         super().__init__()
         out_channels = out_channels or channels
         if use_conv:
@@ -257,7 +257,7 @@ class Downsample(nn.Module):
 class Upsample(nn.Module):
     """Double the resolution (nearest), then an optional 3x3 convolution (`conv`)."""
 
-    def __init__(self, channels: int, use_conv: bool, out_channels: Optional[int] = None):
+    def __init__(self, channels: int, use_conv: bool, out_channels: int | None = None):
         super().__init__()
         self.conv = nn.Conv2d(channels, out_channels or channels, 3, padding=1) if use_conv else None
 
@@ -273,9 +273,9 @@ class ResBlock(nn.Module):
         self,
         channels: int,
         emb_channels: int,
-        out_channels: Optional[int] = None,
+        out_channels: int | None = None,
         use_scale_shift_norm: bool = False,
-        resample: Optional[str] = None,  # None, "up" or "down": resample inside, between norm and conv
+        resample: str | None = None,  # None, "up" or "down": resample inside, between norm and conv
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -414,7 +414,7 @@ class ResShiftUNet(nn.Module):
         return self.config.size_multiple
 
     @torch.no_grad()
-    def init_as_published(self) -> "ResShiftUNet":
+    def init_as_published(self) -> ResShiftUNet:
         """Zero the last convolution of every residual block and of the output head, as the
         published constructor does (`zero_module`): each block starts as the identity and the
         network's first prediction is 0. For training from scratch; loading replaces it all."""
@@ -427,7 +427,7 @@ class ResShiftUNet(nn.Module):
         self.out[-1].bias.zero_()
         return self
 
-    def _check_inputs(self, x: torch.Tensor, lq: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> None:
+    def _check_inputs(self, x: torch.Tensor, lq: torch.Tensor | None, mask: torch.Tensor | None) -> None:
         cfg = self.config
         if x.ndim != 4:
             raise InputError(f"x must be a (batch, channels, height, width) tensor, got shape {tuple(x.shape)}")
@@ -454,8 +454,8 @@ class ResShiftUNet(nn.Module):
         self,
         x: torch.Tensor,
         timesteps: torch.Tensor,
-        lq: Optional[torch.Tensor] = None,
-        mask: Optional[torch.Tensor] = None,
+        lq: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self._check_inputs(x, lq, mask)
         dtype = self.dtype

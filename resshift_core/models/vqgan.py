@@ -21,9 +21,9 @@ Dtypes and layout (our choices):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
-from typing import Optional, Sequence, Union
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ class VQGANConfig:
     z_channels: int
     ch: int = 128
     ch_mult: Sequence[int] = (1, 2, 4)
-    num_res_blocks: Union[int, Sequence[int]] = 2
+    num_res_blocks: int | Sequence[int] = 2
     attn_resolutions: Sequence[int] = ()
     resolution: int = 256
     in_channels: int = 3
@@ -96,7 +96,7 @@ class VQGANConfig:
 
     # -- published format ------------------------------------------------------------------
     @classmethod
-    def from_published(cls, params: dict) -> "VQGANConfig":
+    def from_published(cls, params: dict) -> VQGANConfig:
         """From the published `params` ({embed_dim, n_embed, ddconfig: {...}}) or our flat `to_dict()`."""
         if "ddconfig" not in params:
             return cls.from_dict(params)
@@ -120,7 +120,7 @@ class VQGANConfig:
         return {**top, "ddconfig": flat}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VQGANConfig":
+    def from_dict(cls, d: dict) -> VQGANConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -187,12 +187,12 @@ class VQGANConfig:
             self.decoder_attn_levels,
         )
 
-    def same_architecture(self, other: "VQGANConfig") -> bool:
+    def same_architecture(self, other: VQGANConfig) -> bool:
         """Whether both configs build the same network (same state dict layout and function)."""
         return self.architecture() == other.architecture()
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_has_native_half(dtype: torch.dtype) -> bool:
     """Whether oneDNN has real bf16/fp16 kernels on this CPU (AVX512-BF16/AMX/AVX512-FP16)."""
     try:
@@ -289,7 +289,7 @@ class VQGAN(nn.Module):
         self.quant_conv = Conv2d(config.z_channels, config.embed_dim, 1)
         self.post_quant_conv = Conv2d(config.embed_dim, config.z_channels, 1)
         # None: decide from the CPU (see module doc); True/False: force fp32 / native half compute.
-        self.upcast_half_on_cpu: Optional[bool] = None
+        self.upcast_half_on_cpu: bool | None = None
 
     @property
     def dtype(self) -> torch.dtype:

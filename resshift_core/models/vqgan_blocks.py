@@ -20,7 +20,7 @@ when they already match). The VQGAN decides that dtype (see `VQGAN.compute_dtype
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -237,7 +237,7 @@ class MidBlock(nn.Module):
 class Level(nn.Module):
     """One resolution: `block` (ResnetBlocks), `attn` (one per block, or none), then a resampler."""
 
-    def __init__(self, widths: Sequence[int], dropout: float, with_attn: bool, resample: Optional[str]):
+    def __init__(self, widths: Sequence[int], dropout: float, with_attn: bool, resample: str | None):
         super().__init__()
         self.block = nn.ModuleList(ResnetBlock(a, b, dropout) for a, b in zip(widths[:-1], widths[1:]))
         self.attn = nn.ModuleList(AttnBlock(b) for b in widths[1:]) if with_attn else nn.ModuleList()

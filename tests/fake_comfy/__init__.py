@@ -78,7 +78,7 @@ def install_file(models_dir: Path, path: Path, name: str = "") -> Path:
     return target
 
 
-def install_tiny(models_dir: Path, cache_dir: Path, names: Optional[list[str]] = None) -> None:
+def install_tiny(models_dir: Path, cache_dir: Path, names: list[str] | None = None) -> None:
     """Link (or copy) tiny checkpoints into a models folder as <published name>.safetensors."""
     for name, path in tiny_checkpoints(cache_dir).items():
         if names is None or name in names:
@@ -98,7 +98,7 @@ class Host:
     pack: ModuleType
     progress: list = field(default_factory=list)
     previews: list = field(default_factory=list)  # the preview images the progress hook was given
-    interrupt_at: Optional[int] = None  # interrupt when this many progress updates were seen
+    interrupt_at: int | None = None  # interrupt when this many progress updates were seen
 
     @property
     def nodes(self) -> dict:
@@ -295,7 +295,7 @@ def widget_slots(cls) -> list[tuple[str, Any, dict]]:
     return slots
 
 
-def check_value(input_type, options: dict, value) -> Optional[str]:
+def check_value(input_type, options: dict, value) -> str | None:
     """ComfyUI's validate_inputs rules for one widget value; None when valid."""
     if isinstance(input_type, list):
         return None if value in input_type else f"{value!r} is not one of {input_type[:8]}..."
@@ -388,7 +388,7 @@ def load_json(path: Path) -> dict:
         return json.load(f)
 
 
-def write_test_image(path: Path, size=(24, 20), hole: Optional[tuple] = None, seed: int = 0) -> torch.Tensor:
+def write_test_image(path: Path, size=(24, 20), hole: tuple | None = None, seed: int = 0) -> torch.Tensor:
     """A smooth random RGB(A) PNG; `hole` (y0, y1, x0, x1) is made transparent (a mask to fill)."""
     g = torch.Generator().manual_seed(seed)
     w, h = size
