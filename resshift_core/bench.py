@@ -15,50 +15,50 @@ import subprocess
 import sys
 import time
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import registry
+from .checkpoints.loading import LoadedModel
+from .devices import dtype_from_name
+from .models.unet import ResShiftUNet, UNetConfig
+from .models.vqgan import VQGAN, VQGANConfig
+from .pipeline import ResShiftPipeline
+from .request import load_pipeline
+
 V3_UNET = "resshift_realsrx4_s4_v3"
 F4_VAE = "autoencoder_vq_f4"
 RANDOM_V3 = "random-v3"  # the published v3 UNet and f4 VQGAN sizes, random weights (no download)
 
 
-def _load_pipeline(model: str, device, dtype_name: str):
-    """A checkpoint (path or registry name, as `upscale --model` takes) with its default VAE."""
-    from argparse import Namespace
-
-    from .cli_upscale import build_pipeline
-
-    args = Namespace(device=str(device), dtype=dtype_name, model=model, task=None, preset=None, vae=None, steps=None,
-                     spacing=None)
-    return build_pipeline(args)
-
-
-def build_random_pipeline(device, dtype, seed: int = 0):
-    import torch
-
-    from . import registry
-    from .checkpoints.loading import LoadedModel
-    from .models.unet import ResShiftUNet, UNetConfig
-    from .models.vqgan import VQGAN, VQGANConfig
-    from .pipeline import ResShiftPipeline
-
+def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
+    """The published v3 UNet and f4 VQGAN, built from the registry's layouts with seeded random
+    weights (no download), through the same request API as every other front-end."""
     unet_entry, vae_entry = registry.find(V3_UNET), registry.find(F4_VAE)
-    torch.manual_seed(seed)
-    ucfg = UNetConfig.from_published(unet_entry.architecture)
-    vcfg = VQGANConfig.from_published(vae_entry.architecture)
-    unet = ResShiftUNet(ucfg).eval().requires_grad_(False)
-    vae = VQGAN(vcfg).eval().requires_grad_(False)
+    assert unet_entry is not None and vae_entry is not None and unet_entry.preset is not None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ucfg = UNetConfig.from_published(unet_entry.architecture)
+        vcfg = VQGANConfig.from_published(vae_entry.architecture)
+        unet = ResShiftUNet(ucfg).eval().requires_grad_(False)
+        vae = VQGAN(vcfg).eval().requires_grad_(False)
     n_u = sum(p.numel() for p in unet.parameters())
     n_v = sum(p.numel() for p in vae.parameters())
-    pipe = ResShiftPipeline(
-        LoadedModel("unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u),
-        LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v),
+    return load_pipeline(
+        model=LoadedModel("unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u,
+                          registry_name=V3_UNET),
+        vae=LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v, registry_name=F4_VAE),
         device=device, dtype=dtype,
     )
-    return pipe
+
+
+def make_pipeline(model: str, device, dtype) -> ResShiftPipeline:
+    if model == RANDOM_V3:
+        return build_random_pipeline(device, dtype)
+    return load_pipeline(model=model, device=device, dtype=dtype, download=False)
 
 
 def _peak_mb(device) -> float:
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     import resource
@@ -68,18 +68,13 @@ def _peak_mb(device) -> float:
 
 def worker(setting: dict) -> dict:
     """Measure one (size, dtype, device) setting in this process."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .cli import _torch_dtype
-
     if setting.get("threads"):
         torch.set_num_threads(int(setting["threads"]))
     device = torch.device(setting["device"])
-    dtype = _torch_dtype(setting["dtype"])
+    dtype = dtype_from_name(setting["dtype"])
     size = int(setting["size"])
     model = setting.get("model") or RANDOM_V3
-    pipe = build_random_pipeline(device, dtype) if model == RANDOM_V3 else _load_pipeline(model, device, setting["dtype"])
+    pipe = make_pipeline(model, device, dtype)
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(1, 3, size, size, generator=gen)
 
@@ -126,7 +121,7 @@ def worker(setting: dict) -> dict:
     }
     if setting["dtype"] != "fp32" and size <= 64:
         # Fidelity of the fast path: the same weights and noise in float32.
-        ref_pipe = build_random_pipeline(device, torch.float32) if model == RANDOM_V3 else _load_pipeline(model, device, "fp32")
+        ref_pipe = make_pipeline(model, device, torch.float32)
         ref = ref_pipe.restore(image, seeds=[0], tiling=tiling)
         mse = torch.mean((out.float().cpu() - ref.float().cpu()) ** 2).item()
         result["psnr_vs_fp32_db"] = round(10 * math.log10(1.0 / max(mse, 1e-12)), 2)
@@ -134,8 +129,6 @@ def worker(setting: dict) -> dict:
 
 
 def run_bench(args) -> int:
-    import torch
-
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     dtypes = args.dtype or ["fp32", "bf16"]
     rows = []

@@ -1,6 +1,7 @@
 """Command line: `python -m resshift_core {upscale,inspect,convert,bench}`.
 
-Argument parsing and file handling only; the work is done by `pipeline` and `checkpoints`.
+Argument parsing only; `cli_upscale` handles the files of `upscale`, `bench` the benchmark,
+and the work is done by `request.load_pipeline` and `checkpoints`.
 """
 
 from __future__ import annotations
@@ -11,37 +12,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import bench, cli_upscale, registry
+from .checkpoints.loading import inspect_checkpoint, load_model
+from .checkpoints.writer import save_model
+from .colorfix import METHODS as COLOR_FIXES
+from .devices import DTYPE_NAMES, dtype_from_name
 from .errors import ResShiftError
+from .request import TASK_DEFAULTS
 from .schedule import SPACINGS
-
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-TASK_DEFAULTS = {  # registry names of the default model for each task when --model is not given
-    "realsr": None,  # the shipped small model (see weights/) unless it is experimental, else untrained-tiny
-    "bicsr": "resshift_bicsrx4_s4",
-    "inpaint": "resshift_inpainting_imagenet_s4",
-    "faceir": "resshift_faceir_s4",
-}
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, DTYPES[name])
-
-
-def pick_device(name: str):
-    import torch
-
-    if name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ResShiftError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,11 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which trained steps fewer --steps keep: published (from t = 0, as the published code) or "
                          "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
                          "Default: the model's preset")
-    up.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    up.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     up.add_argument("--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)")
     up.add_argument("--tile-overlap", type=int, help="input pixels shared by neighbouring tiles (default 16)")
     up.add_argument("--vae-tile", type=int, help="VQGAN tile side in input pixels (default: automatic)")
+    up.add_argument("--color-fix", choices=COLOR_FIXES, default="none",
+                    help="colour correction against the input: wavelet (the input's colours, the result's detail), "
+                         "adain (match each channel's mean and contrast) or none (default)")
+    up.add_argument("--no-download", action="store_true",
+                    help="never download a published checkpoint that is missing (also: RESSHIFT_OFFLINE=1)")
     up.add_argument("--format", choices=["png", "jpg", "webp", "same"], default="png", help="output file type")
     up.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
     up.add_argument("--no-progress", action="store_true")
@@ -79,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("input")
     conv.add_argument("output")
     conv.add_argument("--preset", help="preset to record (default: the detected one)")
-    conv.add_argument("--dtype", choices=sorted(DTYPES), help="store weights in this dtype")
+    conv.add_argument("--dtype", choices=DTYPE_NAMES, help="store weights in this dtype")
 
     bench = sub.add_parser("bench", help="time the whole chain at 64->256 with random v3-size weights")
     bench.add_argument("--json", action="store_true", help="one JSON object per line")
     bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
-    bench.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="dtypes (default fp32 and bf16)")
+    bench.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="dtypes (default fp32 and bf16)")
     bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting, the best is kept (0: time the one FLOP-counting warm-up run, for slow sizes)")
     bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
@@ -94,9 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_inspect(args) -> int:
-    from . import registry
-    from .checkpoints.loading import inspect_checkpoint
-
     if args.list:
         for e in registry.entries():
             print(f"{e.name:34s} {e.part:11s} {e.preset or '':14s} {e.what}")
@@ -111,14 +91,11 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .checkpoints.loading import load_model
-    from .checkpoints.writer import save_model
-
     out = Path(args.output)
     if out.suffix != ".safetensors":
         raise ResShiftError(f"the output must end in .safetensors, got {out.name}")
     loaded = load_model(args.input, preset=args.preset)
-    save_model(loaded, out, dtype=_torch_dtype(args.dtype) if args.dtype else None)
+    save_model(loaded, out, dtype=dtype_from_name(args.dtype) if args.dtype else None)
     what = f"{loaded.part}, {loaded.parameter_count:,} parameters"
     if loaded.preset is not None:
         what += f", preset {loaded.preset.name} ({loaded.preset_source})"
@@ -134,13 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "convert":
             return cmd_convert(args)
         if args.command == "upscale":
-            from .cli_upscale import run_upscale
-
-            return run_upscale(args)
+            return cli_upscale.run_upscale(args)
         if args.command == "bench":
-            from .bench import run_bench
-
-            return run_bench(args)
+            return bench.run_bench(args)
     except ResShiftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

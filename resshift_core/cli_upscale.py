@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,80 +9,44 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import registry
-from .checkpoints.loading import load_unet, load_vae
 from .errors import ImageError, InputError
-from .image_io import list_images, load_image, save_image
-from .model_files import resolve_checkpoint
+from .inpaint_masks import LUMA
+from .image_io import LoadedImage, list_images, load_image, save_image
 from .pipeline import ResShiftPipeline
+from .request import load_pipeline
 from .sampler import StepInfo
-from .tiny import UNTRAINED_TINY, make_tiny
 
 IMAGE_SUFFIX = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 
 
-def default_model_name(task: str) -> str:
-    from .cli import TASK_DEFAULTS
-
-    name = TASK_DEFAULTS[task]
-    if name is not None:
-        return name
-    shipped = [e for e in registry.entries() if e.shipped and e.part == "unet" and not e.experimental]
-    return shipped[0].name if shipped else UNTRAINED_TINY
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
-def default_vae_name(model_path: Path) -> str:
-    entry = registry.find(model_path.name)
-    if entry is not None and entry.vae:
-        return entry.vae
-    return "autoencoder_vq_f4"
+def _download_bar():
+    """Bytes of a checkpoint download, on stderr."""
+    from tqdm.auto import tqdm
 
+    state: dict = {}
 
-def _apply_spacing(unet, spacing: Optional[str]) -> None:
-    """--spacing overrides the preset's (read off the weights or given by --preset)."""
-    if spacing:
-        unet.preset = replace(unet.preset, spacing=spacing)
+    def progress(done: int, total: Optional[int]) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr)
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return progress
 
 
 def build_pipeline(args) -> ResShiftPipeline:
-    from .cli import _torch_dtype, pick_device
-
-    device = pick_device(args.device)
-    dtype = _torch_dtype(args.dtype)
-    model_name = args.model or default_model_name(args.task or "realsr")
-    if model_name == UNTRAINED_TINY:
-        unet, vae = make_tiny(args.task or "realsr")
-        print(
-            f"model {UNTRAINED_TINY}: a tiny network with RANDOM weights. It checks that the installation "
-            "works; its output is not a restoration. Pass --model with a trained checkpoint for real results.",
-            file=sys.stderr,
-        )
-        if args.preset:
-            unet.preset = registry.preset(args.preset)
-        _apply_spacing(unet, args.spacing)
-        return ResShiftPipeline(unet, vae, device=device, dtype=dtype, channels_last=device.type != "mps")
-    model_path = resolve_checkpoint(model_name, "unet")
-    unet = load_unet(model_path, preset=args.preset, device=device, dtype=dtype)
-    if args.task is not None and args.task != unet.preset.task:
-        raise InputError(
-            f"--task {args.task} but {model_path.name} is a {unet.preset.task} model "
-            f"(preset {unet.preset.name}); drop --task, or choose a {args.task} model or --preset"
-        )
-    _apply_spacing(unet, args.spacing)
-    vae, vae_name = None, "none (pixel-space model)"
-    if unet.preset.latent:
-        vae_path = resolve_checkpoint(args.vae or default_vae_name(model_path), "autoencoder")
-        vae = load_vae(vae_path, device=device, dtype=dtype)
-        vae_name = vae_path.name
-    elif args.vae:
-        raise InputError(f"{model_path.name} is a pixel-space model: it takes no --vae")
-    print(
-        f"model {model_path.name}: preset {unet.preset.name} ({unet.preset_source}), x{unet.preset.sf}, "
-        f"{args.steps or unet.preset.default_steps} steps ({unet.preset.spacing} spacing); VAE {vae_name}; "
-        f"{device}, {args.dtype}",
-        file=sys.stderr,
+    """The request the options describe."""
+    return load_pipeline(
+        model=args.model, vae=args.vae, task=args.task, preset=args.preset, spacing=args.spacing,
+        device=args.device, dtype=args.dtype, download=not args.no_download,
+        progress=None if args.no_progress else _download_bar(), log=_say, vae_hint="pass --vae",
     )
-    return ResShiftPipeline(unet, vae, device=device, dtype=dtype, channels_last=device.type != "mps")
 
 
 def output_path(src: Path, root: Optional[Path], out: Path, fmt: str, single_file: bool) -> Path:
@@ -108,12 +70,11 @@ def find_mask(mask_arg: Optional[str], src: Path) -> Optional[Path]:
     raise ImageError(f"mask not found: {mask}")
 
 
-def _load_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    m = load_image(path)
-    gray = m.rgb.mean(dim=0, keepdim=True)
-    if tuple(gray.shape[-2:]) != size:
-        raise ImageError(f"mask {path.name} is {gray.shape[-1]}x{gray.shape[-2]} but the image is {size[1]}x{size[0]}")
-    return gray[None]
+def mask_tensor(mask: LoadedImage) -> torch.Tensor:
+    """A mask file as the pipeline takes it (1 x C x H x W; its alpha as a last channel): the
+    pipeline's one rule (inpaint_masks) reduces, resizes and binarises it."""
+    channels = [mask.rgb] if mask.alpha is None else [mask.rgb, mask.alpha]
+    return torch.cat(channels)[None]
 
 
 def upscale_alpha(alpha: torch.Tensor, sf: int) -> torch.Tensor:
@@ -124,7 +85,7 @@ def upscale_alpha(alpha: torch.Tensor, sf: int) -> torch.Tensor:
 
 
 def to_gray(rgb: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).view(3, 1, 1)
+    weights = torch.tensor(LUMA, dtype=rgb.dtype).view(3, 1, 1)
     return (rgb * weights).sum(dim=0, keepdim=True).expand(3, -1, -1)
 
 
@@ -139,7 +100,9 @@ def run_upscale(args) -> int:
     root = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else None
     out = Path(args.output)
     pipe = build_pipeline(args)
-    steps = args.steps or pipe.preset.default_steps
+    steps = pipe.resolve_steps(args.steps)
+    pipe.check_seeds([args.seed], 1)
+    _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     progress = None
     if not args.no_progress:
@@ -153,7 +116,7 @@ def run_upscale(args) -> int:
 
     failures = 0
     try:
-        for i, src in enumerate(files):
+        for src in files:
             dst = output_path(src, root, out, args.format, single)
             if args.skip_existing and dst.exists():
                 if progress is not None:
@@ -162,9 +125,9 @@ def run_upscale(args) -> int:
             try:
                 img = load_image(src)
                 mask_path = find_mask(args.mask, src)
-                mask = _load_mask(mask_path, tuple(img.rgb.shape[-2:])) if mask_path else None
+                mask = mask_tensor(load_image(mask_path)) if mask_path else None
                 result = pipe.restore(img.rgb[None], mask, seeds=[args.seed], steps=args.steps,
-                                      callback=on_step, tiling=tiling)[0].cpu()
+                                      callback=on_step, tiling=tiling, color_fix=args.color_fix)[0].cpu()
                 if img.grayscale:
                     result = to_gray(result)
                 alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None
@@ -173,11 +136,14 @@ def run_upscale(args) -> int:
                 save_image(dst, result, alpha, bit_depth=img.bit_depth if dst.suffix.lower() == ".png" else 8,
                            grayscale=img.grayscale, icc_profile=img.icc_profile)
                 if progress is not None:
-                    progress.write(f"{src} -> {dst}")
+                    progress.write(f"{src} -> {dst}", file=sys.stderr)
             except (ImageError, InputError) as exc:  # one bad file does not stop the batch
                 failures += 1
                 msg = f"skipped {src}: {exc}"
-                progress.write(msg) if progress is not None else print(msg, file=sys.stderr)
+                if progress is not None:
+                    progress.write(msg, file=sys.stderr)
+                else:
+                    _say(msg)
     finally:
         if progress is not None:
             progress.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from . import registry
+from .download import ProgressCallback, fetch_checkpoint, offline
 from .errors import CheckpointError
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
@@ -26,13 +27,26 @@ def default_download_dir() -> Path:
     return models_dirs()[0]
 
 
-def resolve_checkpoint(spec: str, part: str, extra_dirs: Optional[list[Path]] = None) -> Path:
-    """A path for `spec`: an existing file, or a registry name/file found in the model folders."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
+def find_published(entry: registry.RegistryEntry, folders: Sequence[str | Path]) -> Optional[Path]:
+    """A published checkpoint on disk: its file or registry name with any checkpoint extension
+    (e.g. after `convert`) in one of `folders`, else the copy shipped in weights/."""
+    stems = {Path(entry.file).stem, entry.name}
+    for folder in folders:
+        for stem in sorted(stems):
+            for suffix in CHECKPOINT_SUFFIXES:
+                candidate = Path(folder) / f"{stem}{suffix}"
+                if candidate.is_file():
+                    return candidate
+    if entry.shipped and entry.local_path is not None and entry.local_path.is_file():
+        return entry.local_path
+    return None
+
+
+def registry_entry_for(spec: str, part: str) -> registry.RegistryEntry:
+    """The published checkpoint named `spec`, which must be of `part`; errors list the names."""
     entry = registry.find(spec)
     if entry is None:
+        path = Path(spec).expanduser()
         if path.suffix or os.sep in spec:
             raise CheckpointError(f"checkpoint not found: {path}. Check the path.")
         names = ", ".join(e.name for e in registry.entries() if e.part == part)
@@ -40,14 +54,31 @@ def resolve_checkpoint(spec: str, part: str, extra_dirs: Optional[list[Path]] = 
     if entry.part != part:
         kind = "model (UNet)" if part == "unet" else "VAE"
         raise CheckpointError(f"{entry.name} is a {entry.part} checkpoint, not a {kind}.")
-    stems = {Path(entry.file).stem, entry.name}
-    for folder in [*(extra_dirs or []), *models_dirs()]:
-        for stem in stems:
-            for suffix in CHECKPOINT_SUFFIXES:
-                candidate = folder / f"{stem}{suffix}"
-                if candidate.is_file():
-                    return candidate
-    where = default_download_dir()
+    return entry
+
+
+def resolve_checkpoint(
+    spec: str,
+    part: str,
+    extra_dirs: Optional[Sequence[str | Path]] = None,
+    *,
+    download_to: Optional[str | Path] = None,
+    progress: Optional[ProgressCallback] = None,
+) -> Path:
+    """A path for `spec`: an existing file, or a published checkpoint by name or file name,
+    found in `extra_dirs` and the model folders, else downloaded into `download_to` (size and
+    sha256 checked) when given and not offline, else an error saying what to put where."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    entry = registry_entry_for(spec, part)
+    found = find_published(entry, [*(extra_dirs or []), *models_dirs()])
+    if found is not None:
+        return found
+    if download_to is not None and not offline():
+        Path(download_to).mkdir(parents=True, exist_ok=True)
+        return fetch_checkpoint(entry, download_to, progress=progress)
+    where = download_to or default_download_dir()
     url = f" from {entry.url}" if entry.url else ""
     raise CheckpointError(
         f"{entry.name} is not on this machine. Download {entry.file}{url} and put it in {where} "

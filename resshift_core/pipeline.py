@@ -10,16 +10,20 @@ The command line and the ComfyUI nodes call these; each takes and returns plain 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence
-
 import math
+from pathlib import Path
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
 from .checkpoints.loading import LoadedModel
-from .errors import ArchitectureError, InputError
+from .colorfix import METHODS as COLOR_FIXES
+from .colorfix import color_fix as apply_color_fix
+from .errors import InputError
+from .inpaint_masks import blacken_holes, normalize_masks
+from .pairing import check_pair, lq_per_latent
 from .presets import DiffusionPreset
 from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
@@ -29,6 +33,9 @@ from .tiling import (
 )
 
 BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
+SEED_LIMIT = 1 << 64  # torch generators take seeds in [0, 2**64)
+AUTO: Literal["auto"] = "auto"
+TilingChoice = Union[TilingConfig, None, Literal["auto"]]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -55,6 +62,14 @@ class Prepared:
     mask: Optional[torch.Tensor]  # B x 1 x H x W in [-1, 1] (1 = hole), padded; inpainting only
     padding: Padding
     sf: int
+
+
+def display_name(loaded: LoadedModel) -> str:
+    """The model as messages name it: its file name, else its registry name, else 'the model'."""
+    source = str(loaded.source or "")
+    if source and not source.startswith("<"):
+        return Path(source).name
+    return loaded.registry_name or "the model"
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> None:
@@ -85,11 +100,13 @@ class ResShiftPipeline:
         place_models: bool = True,
         oom_check: Callable[[BaseException], bool] = is_out_of_memory,
         on_out_of_memory: Optional[Callable[[str, TilingConfig], None]] = None,
+        vae_hint: str = "",
     ):
         """`place_models=False` leaves the networks where they are (a host application such as
         ComfyUI has put them on `device` itself). On an out-of-memory error in tiled work
         (`oom_check`), `on_out_of_memory(stage, smaller_tiling)` runs before the retry with smaller
-        tiles; by default it empties the CUDA cache."""
+        tiles; by default it empties the CUDA cache. `vae_hint` says how a VAE is given in the
+        caller's own terms, for the message when one is missing."""
         self.unet, self.vae = unet, vae
         self.preset = preset or unet.preset
         if self.preset is None:
@@ -100,10 +117,11 @@ class ResShiftPipeline:
         self.memory_format = memory_format
         self.pixel_space = vae is None
         self.oom_check, self.on_out_of_memory = oom_check, on_out_of_memory
+        check_pair(unet.config, self.preset, None if vae is None else vae.config, model_name=display_name(unet),
+                   vae_hint=vae_hint)
         for loaded in (unet, vae) if place_models else ():
             if loaded is not None:
                 loaded.model.to(device=self.device, dtype=dtype, memory_format=memory_format)
-        self._check_pairing()
 
     # -- what the pair needs -------------------------------------------------------------
     @property
@@ -113,7 +131,7 @@ class ResShiftPipeline:
     @property
     def lq_per_latent(self) -> int:
         """Condition pixels per latent pixel: the UNet's LR feature extractor downsamples by this."""
-        return max(1, self.unet.config.lq_size // self.unet.config.image_size)
+        return lq_per_latent(self.unet.config)
 
     @property
     def lr_multiple(self) -> int:
@@ -128,6 +146,9 @@ class ResShiftPipeline:
         """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
         input-image (LR) pixels and override the automatic choice; `free_bytes` is the
         accelerator memory to size automatic tiles by (default: what the driver reports)."""
+        for name, value, least in (("tile", tile, 1), ("tile overlap", overlap, 0), ("VAE tile", vae_tile, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise InputError(f"{name} must be a whole number of input pixels, at least {least}; got {value!r}")
         fold = self.unet_fold
         cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=self._vae_width,
                           dtype_bytes=self._dtype_bytes,
@@ -171,35 +192,11 @@ class ResShiftPipeline:
             return pixels * self.sf
         return max(1, pixels * self.sf // self.latent_factor)
 
-    def _check_pairing(self) -> None:
-        ucfg = self.unet.config
-        if self.pixel_space:
-            if self.preset.latent or ucfg.in_channels != 3 or self.lq_per_latent != 1:
-                raise ArchitectureError(
-                    "this model works in a VQGAN latent space: give it a VAE (pixel-space models have "
-                    "3 input channels, no LR feature extractor, and a preset with latent=false)"
-                )
-            return
-        if not self.preset.latent:
-            raise ArchitectureError(f"preset {self.preset.name!r} is for a pixel-space model: run it without a VAE")
-        vcfg = self.vae.config
-        if ucfg.in_channels != vcfg.latent_channels:
-            raise ArchitectureError(
-                f"the model works on {ucfg.in_channels}-channel latents but the VAE makes "
-                f"{vcfg.latent_channels}-channel ones: pair face restoration with ffhq512_vq_f8_dim8_face "
-                "and the other models with an f4 VQGAN (autoencoder_vq_f4)."
-            )
-        factor = vcfg.downsample_factor
-        if factor % self.lq_per_latent or factor // self.lq_per_latent != self.sf:
-            raise ArchitectureError(
-                f"scale mismatch: the VAE downsamples by {factor} and the model reads its LR input at "
-                f"1/{self.lq_per_latent} of that, which makes x{factor // self.lq_per_latent if factor % self.lq_per_latent == 0 else '?'}, "
-                f"but the preset {self.preset.name!r} says x{self.sf}. Choose the matching preset or VAE."
-            )
-
     # -- the arrows ----------------------------------------------------------------------
     def prepare(self, images: torch.Tensor, masks: Optional[torch.Tensor] = None) -> Prepared:
-        """images: B x 3 x h x w in [0, 1]; masks: B x 1 x h x w in [0, 1], 1 = fill in."""
+        """images: B x 3 x h x w in [0, 1]. masks (inpainting models only): any size and 1 to 4
+        channels, 1 = fill in; `inpaint_masks.normalize_masks` says how they are read (soft
+        values are binarised at 0.5), and the LR image's hole is made black as in training."""
         _check_images(images)
         if images.shape[1] != 3:
             raise InputError(f"images must have 3 (RGB) channels, got {images.shape[1]}; convert grey/RGBA first")
@@ -209,17 +206,26 @@ class ResShiftPipeline:
         if masks is not None and not wants_mask:
             raise InputError("a mask was given but this model does not do inpainting; leave the mask out")
         images = images.to(device=self.device, dtype=torch.float32)
-        lq, padding = pad_to_multiple(images * 2 - 1, self.lr_multiple)
+        lq = images * 2 - 1
         mask = None
         if masks is not None:
-            _check_images(masks, "masks")
-            if masks.shape[0] != images.shape[0] or masks.shape[1] != 1 or masks.shape[-2:] != images.shape[-2:]:
-                raise InputError(
-                    f"mask shape {tuple(masks.shape)} does not fit images {tuple(images.shape)}: "
-                    "one single-channel mask of the same size per image"
-                )
-            mask, _ = pad_to_multiple(masks.to(device=self.device, dtype=torch.float32) * 2 - 1, self.lr_multiple)
+            hole = normalize_masks(masks, images)
+            lq = blacken_holes(lq, hole)
+            mask, _ = pad_to_multiple(hole * 2 - 1, self.lr_multiple)
+        lq, padding = pad_to_multiple(lq, self.lr_multiple)
         return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
+
+    def resolve_steps(self, steps: Optional[int]) -> int:
+        """The number of sampling steps to run: `steps`, or the preset's default for None / 0."""
+        trained = self.preset.steps
+        if steps is None or (isinstance(steps, int) and not isinstance(steps, bool) and steps == 0):
+            return self.preset.default_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= trained:
+            raise InputError(
+                f"steps must be 1 to {trained} (this model was trained with {trained} steps; 0 or none = its "
+                f"default, {self.preset.default_steps}); got {steps!r}"
+            )
+        return steps
 
     # -- tiling helpers ---------------------------------------------------------------
     @property
@@ -355,7 +361,7 @@ class ResShiftPipeline:
     ) -> torch.Tensor:
         """The reverse chain. Tiled, the whole latent stays on the host and one noise field is
         drawn for the whole image, so overlapping tiles agree."""
-        schedule = make_schedule(self.preset.schedule, steps or self.preset.default_steps, self.preset.spacing)
+        schedule = make_schedule(self.preset.schedule, self.resolve_steps(steps), self.preset.spacing)
         if tiling is not None:
             z_y = z_y.to(tiling.host)
         return sample(
@@ -397,6 +403,36 @@ class ResShiftPipeline:
             out = out * hole + lq * (1 - hole)
         return out
 
+    def finish(self, decoded: torch.Tensor, prepared: Prepared, color_fix: str = "none") -> torch.Tensor:
+        """The decoded batch ([-1, 1], cropped) as images in [0, 1]: colour-fixed against the input
+        (`none`, `wavelet` or `adain`), then, for inpainting, the known pixels pasted back.
+
+        For inpainting the colour reference is the pasted result itself: the input's colours where
+        they are known, the restoration's own in the hole (the input has nothing there)."""
+        if color_fix not in COLOR_FIXES:
+            raise InputError(f"unknown colour fix {color_fix!r}: choose one of {', '.join(COLOR_FIXES)}")
+        if color_fix == "none":
+            return self.to_image(decoded, prepared)
+        restored = self.to_image(decoded, prepared, paste_known=False)
+        if prepared.mask is None:
+            reference = crop_padding((prepared.lq.to(restored.device) + 1) / 2, prepared.padding)
+        else:
+            reference = self.to_image(decoded, prepared)
+        fixed = apply_color_fix(restored, reference, color_fix)
+        return self.to_image(fixed * 2 - 1, prepared)
+
+    def check_seeds(self, seeds: Optional[Sequence[int]], batch: int) -> list[int]:
+        """One seed per image in [0, 2**64); None gives seed 0 to every image."""
+        if seeds is None:
+            return [0] * batch
+        seeds = list(seeds)
+        if len(seeds) != batch:
+            raise InputError(f"{len(seeds)} seeds for {batch} images: give one seed per image")
+        for seed in seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+                raise InputError(f"a seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+        return seeds
+
     def restore(
         self,
         images: torch.Tensor,
@@ -405,19 +441,32 @@ class ResShiftPipeline:
         seeds: Optional[Sequence[int]] = None,
         noise: Optional[NoiseSource] = None,
         steps: Optional[int] = None,
+        tiling: TilingChoice = AUTO,
+        color_fix: str = "none",
         callback: Optional[Callable[[StepInfo], None]] = None,
-        tiling: Optional[TilingConfig] = None,
     ) -> torch.Tensor:
         """The whole chain: B x 3 x h x w in [0, 1] -> B x 3 x sf*h x sf*w in [0, 1].
 
-        `tiling=None` runs each network on the whole image at once.
+        `masks`: inpainting only, see `prepare`. `seeds`: one per image (image i's noise depends on
+        its seed alone), or `noise` for explicit draws. `steps`: None = the preset's default,
+        fewer than trained respaces the chain. `tiling`: "auto" (sized for this device), a
+        TilingConfig, or None to run each network on the whole image at once; an image that
+        fits in one tile gives exactly the untiled result. `color_fix`: see `finish`.
+        `callback(StepInfo)` runs after every step (raise from it to cancel).
         """
+        if color_fix not in COLOR_FIXES:  # checked before any work is done
+            raise InputError(f"unknown colour fix {color_fix!r}: choose one of {', '.join(COLOR_FIXES)}")
+        steps = self.resolve_steps(steps)
         prepared = self.prepare(images, masks)
         if noise is None:
-            noise = SeededNoise(seeds if seeds is not None else [0] * images.shape[0])
+            noise = SeededNoise(self.check_seeds(seeds, images.shape[0]))
+        if isinstance(tiling, str):
+            if tiling != AUTO:
+                raise InputError(f"tiling must be 'auto', None or a TilingConfig, got {tiling!r}")
+            tiling = self.tiling()
         z_y = self.encode(prepared, tiling)
         z0 = self.sample(z_y, prepared, noise, steps=steps, callback=callback, tiling=tiling)
-        return self.to_image(self.decode_raw(z0, prepared, tiling), prepared)
+        return self.finish(self.decode_raw(z0, prepared, tiling), prepared, color_fix)
 
 
-__all__ = ["ResShiftPipeline", "Prepared", "ExplicitNoise", "SeededNoise"]
+__all__ = ["ResShiftPipeline", "Prepared", "ExplicitNoise", "SeededNoise", "AUTO", "display_name"]

@@ -76,13 +76,9 @@ def test_spacing_flag_chooses_the_steps_a_short_chain_keeps(tmp_path, tiny, caps
     with pytest.raises(SystemExit):
         main(args + ["-o", str(tmp_path / "x.png"), "--spacing", "even"])
     # The built-in untrained model takes it too (it was silently ignored there).
-    from argparse import Namespace
+    from resshift_core.request import load_pipeline
 
-    from resshift_core.cli_upscale import build_pipeline
-
-    ns = Namespace(device="cpu", dtype="fp32", model="untrained-tiny", task=None, preset=None, vae=None,
-                   steps=None, spacing="trailing")
-    assert build_pipeline(ns).preset.spacing == "trailing"
+    assert load_pipeline(model="untrained-tiny", spacing="trailing").preset.spacing == "trailing"
 
 
 def test_inspect_and_convert(tmp_path, tiny, capsys):
@@ -107,7 +103,9 @@ def test_inspect_list_names_the_published_files(capsys):
     assert "resshift_realsrx4_s4_v3" in out and "autoencoder_vq_f4" in out
 
 
-def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys):
+def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys, monkeypatch):
+    monkeypatch.setenv("RESSHIFT_OFFLINE", "1")  # a published name is never fetched here
+    monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "models"))
     unet, vae = tiny
     _write(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     # the VAE where the model goes
@@ -120,7 +118,7 @@ def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys):
     # a VAE for the shipped pixel-space model, which has none
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_tiny_realsr_x4",
                  "--vae", str(vae), "--no-progress"]) == 1
-    assert "pixel-space model: it takes no --vae" in capsys.readouterr().err
+    assert "pixel-space model: it takes no VAE" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     # a missing input
     assert main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"), "--model", str(unet)]) == 1

@@ -97,8 +97,14 @@ def test_bad_inputs_are_named(realsr):
     inpaint = ResShiftPipeline(*make_tiny("inpaint"))
     with pytest.raises(InputError, match="give a mask"):
         inpaint.restore(torch.rand(1, 3, 8, 8))
-    with pytest.raises(InputError, match="does not fit"):
-        inpaint.restore(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 9))
+    with pytest.raises(InputError, match="2 masks for 1 images"):
+        inpaint.restore(torch.rand(1, 3, 8, 8), torch.ones(2, 1, 8, 8))
+    with pytest.raises(InputError, match="steps must be 1 to 4"):
+        inpaint.restore(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8), steps=5)
+    with pytest.raises(InputError, match="seed must be a whole number"):
+        realsr.restore(torch.rand(1, 3, 8, 8), seeds=[2**70])
+    with pytest.raises(InputError, match="unknown colour fix"):
+        realsr.restore(torch.rand(1, 3, 8, 8), color_fix="sepia")
 
 
 def test_mismatched_model_and_vae_are_refused():

@@ -1,0 +1,163 @@
+"""One request, one entry point: `load_pipeline(...)` turns what a user names into a ready pipeline.
+
+Front-ends (the command line, `bench`, scripts) say which model, VAE, task, preset, device and
+dtype they want, in words or as already loaded networks; this module resolves names (files,
+published names, the model folders, downloads), pairs and checks model and VAE, and applies
+preset and spacing overrides, so every front-end behaves alike. What to do with images is then
+`ResShiftPipeline.restore(...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+
+from . import registry
+from .checkpoints.loading import LoadedModel, load_unet, load_vae
+from .devices import channels_last_for, dtype_from_name, dtype_name, pick_device
+from .download import ProgressCallback
+from .errors import InputError
+from .model_files import default_download_dir, resolve_checkpoint
+from .pipeline import ResShiftPipeline, display_name
+from .presets import TASKS, DiffusionPreset
+from .schedule import SPACINGS
+from .tiny import UNTRAINED_TINY, make_tiny
+
+# The published checkpoint each task runs when no model is named (realsr: the shipped model).
+TASK_DEFAULTS: dict[str, Optional[str]] = {
+    "realsr": None,
+    "bicsr": "resshift_bicsrx4_s4",
+    "inpaint": "resshift_inpainting_imagenet_s4",
+    "faceir": "resshift_faceir_s4",
+}
+DEFAULT_VAE = "autoencoder_vq_f4"
+
+ModelSpec = Union[str, Path, LoadedModel, None]
+Log = Callable[[str], None]
+
+
+def default_model_name(task: str) -> str:
+    """The model a task runs when none is named: for realsr the shipped small model (unless it is
+    experimental), else the task's published checkpoint; untrained-tiny if nothing fits."""
+    if task not in TASK_DEFAULTS:
+        raise InputError(f"unknown task {task!r}: choose one of {', '.join(TASK_DEFAULTS)}")
+    name = TASK_DEFAULTS[task]
+    if name is not None:
+        return name
+    shipped = [e for e in registry.entries() if e.shipped and e.part == "unet" and not e.experimental]
+    return shipped[0].name if shipped else UNTRAINED_TINY
+
+
+def default_vae_name(model_file: str) -> str:
+    """The VQGAN a published model was trained with (by its file name), else the f4 VQGAN."""
+    entry = registry.find(Path(model_file).name)
+    if entry is not None and entry.vae:
+        return entry.vae
+    return DEFAULT_VAE
+
+
+def _preset_override(preset: Union[str, DiffusionPreset, None]) -> Optional[DiffusionPreset]:
+    if preset is None or isinstance(preset, DiffusionPreset):
+        return preset
+    return registry.preset(preset)
+
+
+def _resolve(spec: Union[str, Path], part: str, models_dirs: Sequence[Union[str, Path]], download: bool,
+             progress: Optional[ProgressCallback]) -> Path:
+    download_to = (Path(models_dirs[0]) if models_dirs else default_download_dir()) if download else None
+    return resolve_checkpoint(str(spec), part, list(models_dirs), download_to=download_to, progress=progress)
+
+
+def _load_unet(model: ModelSpec, task: Optional[str], preset: Optional[DiffusionPreset], models_dirs, download,
+               progress, log: Log) -> tuple[LoadedModel, Optional[LoadedModel]]:
+    """The UNet, and the VQGAN that comes with it when it is built here (untrained-tiny)."""
+    spec = model if model is not None else default_model_name(task or "realsr")
+    own_vae = None
+    if isinstance(spec, LoadedModel):
+        unet = spec
+    elif str(spec) == UNTRAINED_TINY:
+        unet, own_vae = make_tiny(task or "realsr")
+        log(f"model {UNTRAINED_TINY}: a tiny network with RANDOM weights. It checks that the installation "
+            "works; its output is not a restoration. Pass a trained model for real results.")
+    else:
+        unet = load_unet(_resolve(spec, "unet", models_dirs, download, progress), preset=preset)
+    if unet.part != "unet":
+        raise InputError(f"{display_name(unet)} is a {unet.part}, not a ResShift model (UNet)")
+    if preset is not None and unet.preset is not preset:
+        unet = dataclasses.replace(unet, preset=preset, preset_source="explicit")
+    if unet.preset is None:
+        raise InputError(f"{display_name(unet)} has no diffusion preset: name one (see `inspect --list`)")
+    return unet, own_vae
+
+
+def load_pipeline(
+    *,
+    model: ModelSpec = None,
+    vae: ModelSpec = None,
+    task: Optional[str] = None,
+    preset: Union[str, DiffusionPreset, None] = None,
+    spacing: Optional[str] = None,
+    device: Union[str, torch.device] = "auto",
+    dtype: Union[str, torch.dtype] = "fp32",
+    models_dirs: Sequence[Union[str, Path]] = (),
+    download: bool = True,
+    progress: Optional[ProgressCallback] = None,
+    log: Optional[Log] = None,
+    vae_hint: str = "give its VAE",
+) -> ResShiftPipeline:
+    """A ready pipeline for one request.
+
+    model: a checkpoint file, a published name (`inspect --list`), `untrained-tiny`, a
+        LoadedModel, or None for the task's default. vae: the same for the VQGAN; None takes the
+        model's published pair (`autoencoder_vq_f4` for unknown files); a pixel-space model takes
+        none. task: realsr, bicsr, inpaint or faceir; picks the default model and must match the
+        model's preset. preset: a registry preset name or a DiffusionPreset overriding the detected
+        one. spacing: `published` or `trailing` (which trained steps a shorter chain keeps).
+    Names are looked up in `models_dirs`, then $RESSHIFT_MODELS_DIR, ~/.cache/resshift and
+    weights/; a published file that is missing is downloaded into the first of `models_dirs`
+    (default: the first model folder) unless `download` is False or RESSHIFT_OFFLINE=1.
+    `log(line)` hears what was loaded and any warning; `progress(done, total)` hears download
+    bytes.
+    """
+    say: Log = log or (lambda _line: None)
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    if spacing is not None and spacing not in SPACINGS:
+        raise InputError(f"unknown spacing {spacing!r}: choose one of {', '.join(SPACINGS)}")
+    torch_device = device if isinstance(device, torch.device) else pick_device(device)
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else dtype_from_name(dtype)
+    unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say)
+    if task is not None and task != unet.preset.task:
+        raise InputError(
+            f"task {task} was asked for but {display_name(unet)} is a {unet.preset.task} model "
+            f"(preset {unet.preset.name}); choose a {task} model or preset, or leave the task out"
+        )
+    if spacing:
+        unet = dataclasses.replace(unet, preset=dataclasses.replace(unet.preset, spacing=spacing))
+    vae_model = _load_vae(unet, vae if vae is not None else own_vae, models_dirs, download, progress)
+    pipe = ResShiftPipeline(unet, vae_model, device=torch_device, dtype=torch_dtype,
+                            channels_last=channels_last_for(torch_device), vae_hint=vae_hint)
+    p = unet.preset
+    say(
+        f"model {display_name(unet)}: preset {p.name} ({unet.preset_source}), x{p.sf}, trained with {p.steps} steps, "
+        f"samples {p.default_steps} by default; VAE {'none (pixel-space model)' if vae_model is None else display_name(vae_model)}; "
+        f"{torch_device}, {dtype_name(torch_dtype)}"
+    )
+    return pipe
+
+
+def _load_vae(unet: LoadedModel, vae: ModelSpec, models_dirs, download, progress) -> Optional[LoadedModel]:
+    if not unet.preset.latent:
+        if vae is not None:
+            raise InputError(f"{display_name(unet)} is a pixel-space model: it takes no VAE; leave the VAE out")
+        return None
+    if isinstance(vae, LoadedModel):
+        return vae
+    spec = vae if vae is not None else default_vae_name(str(unet.source))
+    return load_vae(_resolve(spec, "autoencoder", models_dirs, download, progress))
+
+
+__all__ = ["load_pipeline", "default_model_name", "default_vae_name", "TASK_DEFAULTS", "DEFAULT_VAE"]
