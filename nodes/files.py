@@ -16,7 +16,7 @@ from typing import Optional
 from resshift_core import registry
 from resshift_core.download import PARTIAL_SUFFIX, fetch_checkpoint
 from resshift_core.errors import CheckpointError
-from resshift_core.model_files import CHECKPOINT_SUFFIXES
+from resshift_core.model_files import find_published
 
 from . import host
 
@@ -42,19 +42,6 @@ def choices(part: str) -> list[str]:
     # extension, or downloaded), so a workflow naming one stays valid before and after the download.
     names.update(entry.file for entry in published(part))
     return sorted(names, key=str.lower) or [""]
-
-
-def _find_on_disk(entry) -> Optional[Path]:
-    stems = {Path(entry.file).stem, entry.name}
-    for folder in host.model_folders():
-        for stem in stems:
-            for suffix in CHECKPOINT_SUFFIXES:
-                candidate = Path(folder) / f"{stem}{suffix}"
-                if candidate.is_file():
-                    return candidate
-    if entry.shipped and entry.local_path is not None and entry.local_path.is_file():
-        return entry.local_path
-    return None
 
 
 def download_progress():
@@ -87,7 +74,7 @@ def resolve(name: str, part: str) -> Path:
     if entry is None:
         folders = ", ".join(host.model_folders())
         raise CheckpointError(f"{name} is not in the ResShift model folders ({folders}); put it there or pick another file.")
-    found = _find_on_disk(entry)
+    found = find_published(entry, host.model_folders())
     if found is not None:
         return found
     folder = host.download_folder()

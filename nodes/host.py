@@ -16,6 +16,8 @@ from typing import Iterable, Optional
 
 import torch
 
+from resshift_core.devices import dtype_from_name
+
 log = logging.getLogger("ResShift")
 
 MODELS_FOLDER = "resshift"
@@ -70,9 +72,6 @@ def model_file_path(name: str) -> Optional[str]:
 
 # -- devices, dtypes -----------------------------------------------------------------------------
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 def intermediate_device() -> torch.device:
     return mm().intermediate_device()
 
@@ -83,7 +82,7 @@ def pick_dtype(part: str, choice: str, parameters: int) -> torch.dtype:
     host is told to); the VQGAN stays in fp32 unless the host says otherwise (its codebook
     lookup is sensitive to rounding)."""
     if choice != "auto":
-        return DTYPES[choice]
+        return dtype_from_name(choice)
     m = mm()
     if part == "unet":
         return m.unet_dtype(device=m.get_torch_device(), model_params=parameters,

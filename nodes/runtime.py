@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from resshift_core.checkpoints.loading import LoadedModel, load_unet, load_vae
-from resshift_core.colorfix import color_fix
-from resshift_core.errors import ArchitectureError, InputError
-from resshift_core.pipeline import Prepared, ResShiftPipeline
+from resshift_core.devices import channels_last_for
+from resshift_core.errors import InputError
+from resshift_core.pairing import check_pair, check_same_vae
+from resshift_core.pipeline import SEED_LIMIT, Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
 from resshift_core.preview import LinearPreview
 from resshift_core.sampler import SeededNoise, StepInfo
-from resshift_core.tiling import TilingConfig, crop_padding, round_up
+from resshift_core.tiling import TilingConfig, round_up
 
 from . import host
 
-SEED_MODULUS = 1 << 64
+VAE_HINT = "connect a Load ResShift VAE node"
 
 
 # -- handles ------------------------------------------------------------------------------------
@@ -74,14 +74,10 @@ class VAEHandle(NetworkHandle):
     """RESSHIFT_VAE: a VQGAN autoencoder."""
 
 
-def _channels_last_for(device: torch.device) -> bool:
-    return torch.device(device).type != "mps"
-
-
 def load_network(path, part: str, dtype_choice: str, preset: Optional[str], name: str, parameters_hint: int):
     dtype = host.pick_dtype(part, dtype_choice, parameters_hint)
     device = host.offload_device(part)
-    channels_last = _channels_last_for(host.mm().get_torch_device())
+    channels_last = channels_last_for(host.mm().get_torch_device())
     with host.normal_tensors():
         if part == "unet":
             loaded = load_unet(str(path), preset=preset, device=device, dtype=dtype)
@@ -134,7 +130,8 @@ def stage_pipeline(unet: LoadedModel, vae: Optional[LoadedModel], preset: Diffus
         host.after_oom([patcher] if patcher is not None else [], memory_required)
 
     return ResShiftPipeline(unet, vae, preset=preset, device=device, dtype=dtype, channels_last=channels_last,
-                            place_models=False, oom_check=host.is_oom, on_out_of_memory=on_out_of_memory)
+                            place_models=False, oom_check=host.is_oom, on_out_of_memory=on_out_of_memory,
+                            vae_hint=VAE_HINT)
 
 
 def _log_retry(stage: str, smaller: TilingConfig) -> None:
@@ -173,29 +170,9 @@ def nchw_to_image(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(1, -1).to(host.intermediate_device(), torch.float32).contiguous()
 
 
-def mask_for(mask: Optional[torch.Tensor], images: torch.Tensor) -> Optional[torch.Tensor]:
-    """ComfyUI MASK (B x H x W or H x W, 1 = fill in) -> B x 1 x H x W binary, at the images' size."""
-    if mask is None:
-        return None
-    if mask.ndim == 2:
-        mask = mask[None]
-    if mask.ndim == 4 and mask.shape[1] == 1:
-        mask = mask[:, 0]
-    if mask.ndim != 3:
-        raise InputError(f"expected a MASK (B x H x W), got shape {tuple(mask.shape)}")
-    mask = mask[:, None].float()
-    if mask.shape[-2:] != images.shape[-2:]:
-        mask = F.interpolate(mask, size=images.shape[-2:], mode="bilinear", align_corners=False)
-    if mask.shape[0] != images.shape[0]:
-        if mask.shape[0] != 1:
-            raise InputError(f"{mask.shape[0]} masks for {images.shape[0]} images: give one mask, or one per image")
-        mask = mask.expand(images.shape[0], -1, -1, -1)
-    return (mask > 0.5).float()
-
-
 def seeds_for(seed: int, batch: int) -> list[int]:
     """Image i of a batch gets seed + i, so it comes out as it would alone with that seed."""
-    return [(int(seed) + i) % SEED_MODULUS for i in range(batch)]
+    return [(int(seed) + i) % SEED_LIMIT for i in range(batch)]
 
 
 def _to_host(prepared: Prepared) -> Prepared:
@@ -209,19 +186,16 @@ def _to_host(prepared: Prepared) -> Prepared:
 # -- the stages ---------------------------------------------------------------------------------
 
 
-def check_pair(model: ModelHandle, vae: Optional[VAEHandle]) -> None:
-    if vae is None and model.preset.latent:
-        raise ArchitectureError(
-            f"{model.name} works in a VQGAN latent space: connect a Load ResShift VAE node "
-            "(autoencoder_vq_f4 for most models, ffhq512_vq_f8_dim8_face for face restoration)."
-        )
+def check_handles(model: ModelHandle, vae: Optional[VAEHandle]) -> None:
+    check_pair(model.config, model.preset, None if vae is None else vae.config, model_name=model.name,
+               vae_hint=VAE_HINT)
 
 
 def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, mask: Optional[torch.Tensor] = None,
            vae_tile: int = 0) -> ResShiftLatent:
-    check_pair(model, vae)
+    check_handles(model, vae)
     images = image_to_nchw(image)
-    masks = mask_for(mask, images)
+    masks = mask  # read by the core's one mask rule (inpaint_masks)
     host.check_interrupt()
     if vae is None:  # pixel space: the "encoding" is the bicubic upsampling, no network
         pipe = stage_pipeline(model.skeleton, None, model.preset, host.intermediate_device(), torch.float32, False)
@@ -268,13 +242,10 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     estimate of the first image, in the host's format) only when the host has previews on."""
     _check_latent_for_model(model, latent)
     preset = model.preset
-    trained = preset.steps
-    if steps and not 1 <= steps <= trained:
-        raise InputError(f"{model.name} was trained with {trained} steps: choose 1 to {trained} steps "
-                         f"(0 = the model's default, {preset.default_steps})")
     seeds = seeds_for(seed, latent.batch_size)
     host.check_interrupt()
     pipe = stage_pipeline(model.loaded, latent.vae, preset, model.patcher.load_device, model.dtype, model.channels_last)
+    steps = pipe.resolve_steps(steps)
     probe = tiling_for(pipe, tile, overlap)
     memory = pipe.activation_bytes("unet", int(latent.z_y.shape[-2] * latent.z_y.shape[-1]) * latent.batch_size, probe)
     device = host.load(model.patcher, memory)
@@ -293,7 +264,7 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
             progress(info.index + 1, preview)
 
     # An out-of-memory error inside a step is retried there with smaller tiles (same noise field).
-    z0 = pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps or None, callback=callback, tiling=tiling)
+    z0 = pipe.sample(z_y, prepared, SeededNoise(seeds), steps=steps, callback=callback, tiling=tiling)
     return dataclasses.replace(latent, samples=z0.to(host.intermediate_device()), sampled=True, seeds=seeds)
 
 
@@ -301,19 +272,8 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
     """The latent's images at exactly sf x the input size, B x H x W x 3 in [0, 1]."""
     if not isinstance(latent, ResShiftLatent):
         raise InputError("expected a RESSHIFT_LATENT from ResShift Encode or ResShift Sampler")
-    if (vae is None) != (latent.vae is None):
-        raise ArchitectureError(
-            "this latent was made without a VAE (a pixel-space model): leave the VAE unconnected"
-            if latent.vae is None else
-            "this latent is in a VQGAN latent space: connect the Load ResShift VAE used for ResShift Encode"
-        )
-    if vae is not None and (vae.config.latent_channels != latent.vae.config.latent_channels
-                            or vae.config.downsample_factor != latent.vae.config.downsample_factor):
-        raise ArchitectureError(
-            f"{vae.name} makes {vae.config.latent_channels}-channel latents at 1/{vae.config.downsample_factor} "
-            f"size, but this latent has {latent.vae.config.latent_channels} channels at "
-            f"1/{latent.vae.config.downsample_factor}: decode with the VAE used to encode."
-        )
+    check_same_vae(None if vae is None else vae.config, None if latent.vae is None else latent.vae.config,
+                   name=vae.name if vae is not None else "")
     host.check_interrupt()
     prepared = latent.prepared
     if vae is None:
@@ -330,14 +290,7 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
                               vae.patcher, memory)
         tiling = tiling_for(pipe, vae_tile=vae_tile)
         decoded = pipe.decode_raw(latent.samples, prepared, tiling)
-    decoded = decoded.to(host.intermediate_device())
-    if fix == "none":
-        images = pipe.to_image(decoded, prepared)
-    else:
-        restored = pipe.to_image(decoded, prepared, paste_known=False)
-        reference = crop_padding((prepared.lq.to(restored.device) + 1) / 2, prepared.padding)
-        fixed = color_fix(restored, reference, fix)
-        images = pipe.to_image(fixed * 2 - 1, prepared)  # pastes the known pixels back (inpainting)
+    images = pipe.finish(decoded.to(host.intermediate_device()), prepared, fix)
     h, w = latent.original_size
     expected = (latent.preset.sf * h, latent.preset.sf * w)
     if tuple(images.shape[-2:]) != expected:
@@ -367,5 +320,5 @@ def step_progress(total: int) -> Callable[[int, Optional[tuple]], None]:
 
 __all__ = [
     "ModelHandle", "VAEHandle", "ResShiftLatent", "load_network", "encode", "sample", "decode", "upscale",
-    "image_to_nchw", "nchw_to_image", "mask_for", "seeds_for", "stage_pipeline", "tiling_for", "step_progress",
+    "image_to_nchw", "nchw_to_image", "seeds_for", "stage_pipeline", "tiling_for", "step_progress",
 ]

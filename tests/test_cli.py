@@ -161,3 +161,23 @@ def test_shipped_models_run_by_name_and_experimental_ones_are_never_the_default(
     default = next((e for e in shipped if not e.experimental), None)
     err = capsys.readouterr().err
     assert (f"model {default.file}" in err) if default else ("RANDOM weights" in err)
+
+
+def test_inpainting_fills_the_white_of_the_mask_and_keeps_the_rest(tmp_path, capsys):
+    unet, vae = write_tiny_checkpoints(tmp_path / "models", "inpaint")
+    rng = np.random.default_rng(5)
+    image = (rng.random((16, 12, 3)) * 255).astype(np.uint8)
+    _write(tmp_path / "in.png", image)
+    hole = np.zeros((16, 12), bool)
+    hole[4:12, 2:8] = True
+    # an RGB mask file at half the image's size (resized bilinearly, binarised): white = fill in
+    small = np.zeros((8, 6, 3), np.uint8)
+    small[2:6, 1:4] = 255
+    _write(tmp_path / "mask.png", small)
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(unet),
+                 "--vae", str(vae), "--mask", str(tmp_path / "mask.png"), "--no-progress"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == image.shape
+    np.testing.assert_array_equal(out[~hole], image[~hole])  # known pixels are the input's
+    changed = np.abs(out[hole].astype(int) - image[hole].astype(int)).mean()
+    assert changed > 20, changed  # the hole is the model's (random weights: far from the input)

@@ -170,7 +170,7 @@ def test_shipped_pixel_space_model_runs_without_a_vae(comfy, tiny_cache):
     with pytest.raises(ResShiftError, match="pixel-space model: run it without a VAE"):
         comfy.run("ResShiftEncode", model=model, image=image, vae=vae)
     (latent,) = comfy.run("ResShiftEncode", model=model, image=image)
-    with pytest.raises(ResShiftError, match="leave the VAE unconnected"):
+    with pytest.raises(ResShiftError, match="leave the VAE out"):
         comfy.run("ResShiftDecode", latent=latent, vae=vae)
 
 
