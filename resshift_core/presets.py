@@ -108,7 +108,7 @@ class DiffusionPreset:
         schedule = self.schedule.with_overrides(
             steps=steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power
         )
-        changes = {k: v for k, v in dict(sf=sf, scale_factor=scale_factor, task=task).items() if v is not None}
+        changes = {k: v for k, v in {"sf": sf, "scale_factor": scale_factor, "task": task}.items() if v is not None}
         changed = schedule != self.schedule or bool(changes)
         name = f"{self.name}+override" if changed and not self.name.endswith("+override") else self.name
         return replace(self, schedule=schedule, name=name, **changes)

@@ -157,8 +157,5 @@ def scale_model_input(z_t: torch.Tensor, index: torch.Tensor, schedule: Schedule
     """The normalisation the network sees (published `_scale_input`), per batch element."""
     etas = torch.as_tensor(schedule.etas, device=z_t.device)[index].float()
     shape = (-1,) + (1,) * (z_t.ndim - 1)
-    if latent:
-        std = torch.sqrt(etas * schedule.kappa**2 + 1)
-    else:
-        std = torch.sqrt(etas) * schedule.kappa * 3 + 1
+    std = torch.sqrt(etas * schedule.kappa**2 + 1) if latent else torch.sqrt(etas) * schedule.kappa * 3 + 1
     return z_t / std.view(shape)

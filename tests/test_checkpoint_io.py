@@ -24,7 +24,7 @@ def _weights():
         lambda sd: {"_orig_mod." + k: v for k, v in sd.items()},
         lambda sd: {"state_dict": {"module._orig_mod." + k: v for k, v in sd.items()}},
         lambda sd: {"params_ema": sd, "params": {k: v * 0 for k, v in sd.items()}},
-        lambda sd: collections.OrderedDict(sd),
+        collections.OrderedDict,
     ],
     ids=["plain", "wrapped", "module", "orig_mod", "wrapped_both", "params_ema", "ordered"],
 )

@@ -2,6 +2,7 @@
 
 import hashlib
 import http.server
+import itertools
 import socket
 import threading
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def test_success_with_size_sha_and_progress(server, tmp_path):
     assert out == tmp_path / "m.pth" and out.read_bytes() == PAYLOAD
     assert leftovers(tmp_path) == ["m.pth"]
     assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
 
 
 def test_redirect_is_followed(server, tmp_path):
@@ -119,18 +120,18 @@ def test_interrupted_transfer_leaves_no_file_and_no_temporary(server, tmp_path):
 def test_cancelling_from_the_progress_callback_removes_the_temporary(server, tmp_path):
     _, base = server
 
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def progress(done, total):
         if done > 0 or total is None:
-            raise Stop()
+            raise StopError()
 
     dl_chunk = dl.CHUNK_SIZE
     try:
         dl.CHUNK_SIZE = 1024  # several chunks, so the callback runs mid-transfer
         dl.PROGRESS_INTERVAL_S, saved = 0.0, dl.PROGRESS_INTERVAL_S
-        with pytest.raises(Stop):
+        with pytest.raises(StopError):
             download_file(f"{base}/file", tmp_path / "m.pth", progress=progress)
     finally:
         dl.CHUNK_SIZE, dl.PROGRESS_INTERVAL_S = dl_chunk, saved
@@ -217,7 +218,7 @@ def test_fetch_from_a_hugging_face_repository(server, tmp_path, monkeypatch):
         hf_repo="org/repo",
         hf_filename="weights/thing_v1.pth",
     )
-    url, auth = dl.entry_source(entry, endpoint=base)
+    url, _ = dl.entry_source(entry, endpoint=base)
     assert url == f"{base}/org/repo/resolve/main/weights/thing_v1.pth"
     out = fetch_checkpoint(entry, tmp_path, endpoint=base)
     assert out == tmp_path / "thing.pth" and out.read_bytes() == PAYLOAD

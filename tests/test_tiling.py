@@ -1,5 +1,7 @@
 """Tile plans, blending weights, padding, and tiled sampling against untiled."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from resshift_core.tiling import (
 
 
 @pytest.mark.parametrize(
-    "length,tile,overlap,multiple",
+    ("length", "tile", "overlap", "multiple"),
     [
         (512, 256, 16, 64),
         (512, 128, 8, 1),
@@ -31,7 +33,7 @@ def test_axis_plan_covers_with_overlap_and_equal_sizes(length, tile, overlap, mu
     sizes = {n for _, n in segments}
     assert len(sizes) == 1 and all(n % multiple == 0 for n in sizes)
     assert segments[0][0] == 0 and segments[-1][0] + segments[-1][1] == length
-    for (s0, n0), (s1, _) in zip(segments, segments[1:]):
+    for (s0, n0), (s1, _) in itertools.pairwise(segments):
         assert s1 > s0 and s0 + n0 - s1 >= min(overlap, 1), "neighbours must overlap"
     if len(segments) > 1:
         assert sizes.pop() <= max(tile, multiple + overlap + multiple)
@@ -71,7 +73,7 @@ def test_single_tile_is_returned_untouched():
     assert blend_tiles(lambda tiles: image, plan, batch_size=1, out_channels=3) is not None
 
 
-@pytest.mark.parametrize("h,w", [(1, 1), (1, 5), (3, 2), (17, 64), (64, 64)])
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (1, 5), (3, 2), (17, 64), (64, 64)])
 def test_padding_any_size_and_crop_back(h, w):
     x = torch.rand(1, 3, h, w)
     padded, pad = pad_to_multiple(x, 16)
@@ -92,5 +94,5 @@ def test_tiling_config_shrinks_on_demand():
     one = TilingConfig(tile=128, vae_tile=64, batch=1)
     assert one.smaller("unet").tile == 64 and one.smaller("vae").vae_tile == 32
     assert TilingConfig(tile=8, vae_tile=8).smaller("vae") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         TilingConfig(tile=0)

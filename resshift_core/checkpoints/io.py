@@ -60,7 +60,7 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
         tensors = {}
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 -- a safe_open handle is not iterable, only keys() lists it
                 tensors[key] = f.get_tensor(key)
         return tensors, metadata
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -109,14 +109,15 @@ def canonical_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     """Strip `module.` / `_orig_mod.` prefixes in any combination (DDP, torch.compile)."""
     out = {}
     for key, value in state_dict.items():
+        name = key
         stripped = True
         while stripped:
             stripped = False
             for prefix in KEY_PREFIXES:
-                if key.startswith(prefix):
-                    key = key[len(prefix) :]
+                if name.startswith(prefix):
+                    name = name[len(prefix) :]
                     stripped = True
-        out[key] = value
+        out[name] = value
     return out
 
 

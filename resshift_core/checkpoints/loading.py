@@ -185,7 +185,8 @@ def load_model(
     if part == PART_UNET:
         chosen, how, reg_name = resolve_preset(config, source, metadata, preset)
         if how.startswith("layout"):
-            warnings.warn(f"{source}: no preset recorded for this file; using {chosen.name} from the {how}.")
+            message = f"{source}: no preset recorded for this file; using {chosen.name} from the {how}."
+            warnings.warn(message, stacklevel=2)
         return LoadedModel(part, model, config, chosen, how, source, n_params, reg_name)
     entry = registry.find(source) if source != "<memory>" else None
     return LoadedModel(part, model, config, None, "", source, n_params, entry.name if entry else None)

@@ -46,8 +46,8 @@ def save_model(loaded: LoadedModel, path: str | Path, dtype: torch.dtype | None 
     """Save a loaded model as safetensors with its architecture and preset."""
     tensors = {}
     for key, value in loaded.model.state_dict().items():
-        value = value.detach().to("cpu")
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        tensors[key] = value.contiguous()
+        tensor = value.detach().to("cpu")
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        tensors[key] = tensor.contiguous()
     return atomic_save_safetensors(tensors, path, checkpoint_metadata(loaded))

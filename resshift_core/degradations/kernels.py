@@ -103,7 +103,10 @@ def gaussian_family_kernels(pad_to: int, sizes, sigma_x, sigma_y, theta, beta, p
     ``sizes`` (B,) odd supports; ``sigma_x, sigma_y, theta, beta`` (B,) floats; ``plateau`` (B,) bool
     selects ``1/(1+q^beta)`` instead of ``exp(-q^beta/2)``; ``beta = 1`` gives the plain Gaussian.
     """
-    t = lambda v: torch.as_tensor(v, dtype=torch.float64).reshape(-1, 1, 1)
+
+    def t(v) -> torch.Tensor:  # (B,) values -> (B, 1, 1) float64, to broadcast over the kernel grid
+        return torch.as_tensor(v, dtype=torch.float64).reshape(-1, 1, 1)
+
     sx, sy, th, be = t(sigma_x), t(sigma_y), t(theta), t(beta)
     pl = torch.as_tensor(plateau, dtype=torch.bool).reshape(-1, 1, 1)
     c, s = torch.cos(th), torch.sin(th)

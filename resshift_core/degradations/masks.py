@@ -55,9 +55,9 @@ def _segment_capsules(h: int, w: int, segs: list, radii: list) -> torch.Tensor:
     """Union of thick segments (round caps, like ``cv2.line`` with a thickness): pixels whose centre
     lies within ``radius`` of segment (x0, y0, x1, y1).  Each segment is evaluated in its bounding box."""
     m = torch.zeros(h, w, dtype=torch.bool)
-    for (x0, y0, x1, y1), r in zip(segs, radii):
-        ya, yb = max(0, int(math.floor(min(y0, y1) - r))), min(h, int(math.ceil(max(y0, y1) + r)) + 1)
-        xa, xb = max(0, int(math.floor(min(x0, x1) - r))), min(w, int(math.ceil(max(x0, x1) + r)) + 1)
+    for (x0, y0, x1, y1), r in zip(segs, radii, strict=True):
+        ya, yb = max(0, math.floor(min(y0, y1) - r)), min(h, math.ceil(max(y0, y1) + r) + 1)
+        xa, xb = max(0, math.floor(min(x0, x1) - r)), min(w, math.ceil(max(x0, x1) + r) + 1)
         if ya >= yb or xa >= xb:
             continue
         yy = torch.arange(ya, yb, dtype=torch.float32).view(-1, 1) - y0
@@ -132,7 +132,7 @@ def outpainting_mask(h: int, w: int, generator: torch.Generator, cfg: MaskConfig
     applied = _rng.uniform(g, 4, 0.0, 1.0) < torch.tensor(cfg.outpainting_side_probs, dtype=torch.float64)
     if not bool(applied.any()):
         applied[int(_rng.choice(g, 1, cfg.outpainting_side_probs)[0])] = True
-    for use, (rs, cs) in zip(applied.tolist(), regions):
+    for use, (rs, cs) in zip(applied.tolist(), regions, strict=True):
         if use:
             m[rs, cs] = 1
     return m

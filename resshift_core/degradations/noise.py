@@ -51,7 +51,7 @@ def _split_fields(img: torch.Tensor, gray, colour_field, gray_field) -> torch.Te
 
 def gaussian_noise(img: torch.Tensor, sigma, gray, generator: torch.Generator) -> torch.Tensor:
     """The Gaussian noise field (not yet added): ``sigma`` in 8-bit units, per image or scalar."""
-    b, c, h, w = img.shape
+    b, _, h, w = img.shape
     field = _split_fields(
         img,
         gray,

@@ -48,7 +48,9 @@ FINAL_ORDERS = ("resize_sinc_then_jpeg", "jpeg_then_resize_sinc")
 
 @dataclass
 class DegradationConfig:
-    """All hyper-parameters of the training degradation; defaults = published real-world x4 (``realsr_swinunet_realesrgan256*.yaml``)."""
+    """All hyper-parameters of the training degradation.
+
+    Defaults: the published real-world x4 (``realsr_swinunet_realesrgan256*.yaml``)."""
 
     mode: str = "realesrgan"  # "realesrgan" (the pipeline above) or "bicubic" (bicubic downsampling by sf only)
     sf: int = 4  # scale factor: the LR image is (H // sf, W // sf); published configs use 4 and 2
@@ -114,7 +116,7 @@ class DegradationConfig:
         """Published testing degradation (``degradation_testing_realesrgan.yaml``), with which ResShift's
         ImageNet-Test (and so ``Val_SR``) was made: one order of mild blur, noise and JPEG, then
         the final resize, an occasional small sinc and a light JPEG."""
-        light = dict(kernel_prob=(0.6, 0.4, 0.0, 0.0, 0.0, 0.0), betap_range=(1.0, 1.2))
+        light = {"kernel_prob": (0.6, 0.4, 0.0, 0.0, 0.0, 0.0), "betap_range": (1.0, 1.2)}
         return cls(
             **{
                 "blur1": BlurKernelConfig(
@@ -320,7 +322,10 @@ def _apply_group(hr: torch.Tensor, p: DegradationParams, g: torch.Generator, cfg
     """Degrade images that share every size-changing choice (p.resize*, second_order, final_*)."""
     h, w = hr.shape[-2:]
     sf = cfg.sf
-    jpeg = lambda x, q: jpeg_compress(x.clamp(0, 1), q, cfg.jpeg_integer_tables, cfg.jpeg_fancy_upsampling)
+
+    def jpeg(x: torch.Tensor, quality) -> torch.Tensor:
+        return jpeg_compress(x.clamp(0, 1), quality, cfg.jpeg_integer_tables, cfg.jpeg_fancy_upsampling)
+
     # first order
     out = filter2d(hr, p.kernel1)
     out = interpolate(out, p.resize1_mode[0], scale_factor=float(p.resize1_scale[0]))
@@ -419,7 +424,9 @@ def degrade(hr: torch.Tensor, generator: torch.Generator, config: DegradationCon
 def degrade_pair(
     hr: torch.Tensor, generator: torch.Generator, config: DegradationConfig | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr, gt)``: the training pair; ``gt`` is ``usm_sharp(hr)`` when ``config.use_sharp`` (as published), else ``hr``."""
+    """``(lr, gt)``: the training pair.
+
+    ``gt`` is ``usm_sharp(hr)`` when ``config.use_sharp`` (as published), else ``hr``."""
     cfg = config or DegradationConfig()
     gt = usm_sharp(hr) if cfg.use_sharp else hr
     lr = degrade(gt, generator, replace(cfg, use_sharp=False))

@@ -125,7 +125,7 @@ class UNetConfig:
     @property
     def lq_downsamplings(self) -> int:
         """How many times the LR feature extractor halves the LR image (0: it is the identity)."""
-        return int(round(math.log2(self.lq_size // self.image_size)))
+        return round(math.log2(self.lq_size // self.image_size))
 
     @property
     def lq_feature_channels(self) -> int:

@@ -20,6 +20,7 @@ when they already match). The VQGAN decides that dtype (see `VQGAN.compute_dtype
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -239,7 +240,7 @@ class Level(nn.Module):
 
     def __init__(self, widths: Sequence[int], dropout: float, with_attn: bool, resample: str | None):
         super().__init__()
-        self.block = nn.ModuleList(ResnetBlock(a, b, dropout) for a, b in zip(widths[:-1], widths[1:]))
+        self.block = nn.ModuleList(ResnetBlock(a, b, dropout) for a, b in itertools.pairwise(widths))
         self.attn = nn.ModuleList(AttnBlock(b) for b in widths[1:]) if with_attn else nn.ModuleList()
         if resample == "down":
             self.downsample = Downsample(widths[-1])

@@ -133,13 +133,13 @@ def should_use_bf16(device=None, model_params=0, prioritize_performance=True, ma
 
 
 def unet_dtype(
-    device=None, model_params=0, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32], weight_dtype=None
+    device=None, model_params=0, supported_dtypes=(torch.float16, torch.bfloat16, torch.float32), weight_dtype=None
 ):
     if FORCED_UNET_DTYPE is not None:
         return FORCED_UNET_DTYPE
-    if PRIORITIZE_FP16 or weight_dtype == torch.float16:
-        if torch.float16 in supported_dtypes and should_use_fp16(device=device, model_params=model_params):
-            return torch.float16
+    prefer_fp16 = PRIORITIZE_FP16 or weight_dtype == torch.float16
+    if prefer_fp16 and torch.float16 in supported_dtypes and should_use_fp16(device=device, model_params=model_params):
+        return torch.float16
     for dt in supported_dtypes:
         if dt == torch.float16 and should_use_fp16(device=device, model_params=model_params):
             return torch.float16
@@ -148,7 +148,7 @@ def unet_dtype(
     return torch.float32
 
 
-def vae_dtype(device=None, allowed_dtypes=[]):
+def vae_dtype(device=None, allowed_dtypes=()):
     if FORCED_VAE_DTYPE is not None:
         return FORCED_VAE_DTYPE
     for d in allowed_dtypes:
@@ -230,6 +230,8 @@ class LoadedModel:
     def __eq__(self, other):
         return self.model is other.model
 
+    __hash__ = None  # unhashable, as in ComfyUI: equality follows the weakly held model
+
     def is_dead(self):
         return self.real_model() is not None and self.model is None
 
@@ -237,7 +239,7 @@ class LoadedModel:
 current_loaded_models = []
 
 
-def free_memory(memory_required, device, keep_loaded=[]):
+def free_memory(memory_required, device, keep_loaded=()):
     _record("free_memory", memory_required=memory_required, device=device)
     unloaded = []
     candidates = []

@@ -132,7 +132,7 @@ class ModelPatcher:
 
     def partially_unload(self, device_to, memory_to_free=0):
         memory_freed = 0
-        for module_mem, n, m, params in sorted(self._load_list(), key=lambda x: (x[0], x[1])):
+        for module_mem, _, m, _ in sorted(self._load_list(), key=lambda x: (x[0], x[1])):
             if memory_to_free < memory_freed:
                 break
             if getattr(m, "comfy_patched_weights", False):
