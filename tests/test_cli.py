@@ -181,3 +181,49 @@ def test_inpainting_fills_the_white_of_the_mask_and_keeps_the_rest(tmp_path, cap
     np.testing.assert_array_equal(out[~hole], image[~hole])  # known pixels are the input's
     changed = np.abs(out[hole].astype(int) - image[hole].astype(int)).mean()
     assert changed > 20, changed  # the hole is the model's (random weights: far from the input)
+
+
+def test_a_missing_published_checkpoint_is_downloaded_into_the_models_folder(tmp_path, capsys, monkeypatch):
+    import hashlib
+    import http.server
+    import threading
+
+    from resshift_core import registry
+
+    unet, vae = write_tiny_checkpoints(tmp_path / "made", "bicsr")
+    payload = unet.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        entry = registry.RegistryEntry(
+            name="test_cli_download", file="test_cli_download.safetensors",
+            url=f"http://127.0.0.1:{httpd.server_address[1]}/f", part="unet", what="test",
+            sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload), license="test",
+            preset="bicsr_x4_s4", vae="autoencoder_vq_f4",
+        )
+        real_entries = registry.entries
+        monkeypatch.setattr(registry, "entries", lambda: real_entries() + [entry])
+        models = tmp_path / "models"
+        monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(models))
+        monkeypatch.delenv("RESSHIFT_OFFLINE", raising=False)
+        _write(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+        args = ["upscale", str(tmp_path / "a.png"), "--model", entry.name, "--vae", str(vae), "--no-progress"]
+        assert main(args + ["-o", str(tmp_path / "x.png"), "--no-download"]) == 1
+        assert "not on this machine" in capsys.readouterr().err and not models.exists()
+        assert main(args + ["-o", str(tmp_path / "o.png")]) == 0
+        assert (models / entry.file).read_bytes() == payload
+        assert Image.open(tmp_path / "o.png").size == (16, 16)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
