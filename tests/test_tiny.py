@@ -1,0 +1,80 @@
+"""The one builder of tiny networks (resshift_core.tiny): overrides, seeds, the task catalogue."""
+
+import pytest
+import torch
+
+from resshift_core.tiny import (
+    PIXEL_TASKS,
+    TASKS,
+    make_tiny,
+    tiny_unet,
+    tiny_unet_config,
+    tiny_vqgan,
+    tiny_vqgan_config,
+    write_tiny_checkpoints,
+)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_builds_its_pair(task):
+    unet, vae = make_tiny(task)
+    spec = TASKS[task]
+    assert unet.preset.name == spec.preset and unet.config == tiny_unet_config(task)
+    assert unet.config.in_channels == spec.latent_channels
+    assert unet.config.lq_size == unet.config.image_size * spec.lq_ratio
+    if task in PIXEL_TASKS:
+        assert vae is None
+    else:
+        assert vae.config == tiny_vqgan_config(task) and vae.config.downsample_factor == spec.vae_factor
+
+
+def test_overrides_replace_fields_and_lq_size_follows_image_size():
+    cfg = tiny_unet_config("inpaint", image_size=8, window_size=2)
+    assert (cfg.image_size, cfg.window_size, cfg.lq_size, cfg.cond_mask) == (8, 2, 32, True)
+    assert tiny_unet_config("inpaint", image_size=8, lq_size=16).lq_size == 16  # unless it is given
+    vq = tiny_vqgan_config("faceir", n_embed=16, ch_mult=(1, 2))
+    assert (vq.n_embed, vq.downsample_factor, vq.latent_channels) == (16, 2, 8)
+
+
+def test_unknown_fields_are_named():
+    with pytest.raises(TypeError, match="UNetConfig has no field window, winodw_size"):
+        tiny_unet_config("realsr", winodw_size=2, window=3)
+    with pytest.raises(TypeError, match="VQGANConfig has no field chmult"):
+        tiny_vqgan_config("realsr", chmult=(1, 2))
+    with pytest.raises(TypeError, match="UNetConfig has no field"):
+        make_tiny("realsr", unet_overrides={"bogus": 1})
+
+
+def test_seeds_are_reproducible_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = tiny_unet("realsr", seed=1)
+    assert torch.equal(torch.rand(3), expected)  # drawing the weights did not advance it
+    assert _same_weights(a, tiny_unet("realsr", seed=1))
+    assert not _same_weights(a, tiny_unet("realsr", seed=2))
+    assert not a.training and not any(p.requires_grad for p in a.parameters())
+
+
+def test_tiny_unet_is_the_unet_of_make_tiny():
+    unet, vae = make_tiny("faceir", seed=4)
+    assert _same_weights(tiny_unet("faceir", seed=4), unet.model)
+    assert tiny_vqgan("faceir", seed=4).config == vae.config  # same config; drawn after the UNet there
+
+
+def test_make_tiny_overrides_reach_both_networks():
+    unet, vae = make_tiny("realsr", unet_overrides={"window_size": 2}, vqgan_overrides={"n_embed": 8})
+    assert unet.config.window_size == 2 and vae.config.n_embed == 8
+    assert unet.model.config == unet.config
+
+
+def test_written_checkpoints_are_named_per_task(tmp_path):
+    unet_path, vae_path = write_tiny_checkpoints(tmp_path, "pixel")
+    assert unet_path.name == "tiny_pixel_unet.safetensors" and vae_path is None
+    unet_path, vae_path = write_tiny_checkpoints(tmp_path, "bicsr")
+    assert [unet_path.name, vae_path.name] == ["tiny_bicsr_unet.safetensors", "tiny_bicsr_vae.safetensors"]
