@@ -1,8 +1,16 @@
+"""Shared test helpers: where the reference data lives, torch threads, tiny networks, the fake ComfyUI."""
+
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# The fake ComfyUI host's fixtures, for every test module (a module importing them itself shadows
+# them and trips pyflakes' F811 wherever a test takes them as arguments).
+from fake_comfy import comfy, tiny_cache  # noqa: F401 -- re-exported fixtures
+from resshift_core.checkpoints.loading import LoadedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -16,7 +24,7 @@ def layouts_dir() -> Path:
     return SHARED / "reference" / "checkpoint_layouts"
 
 
-def reference_cases():
+def reference_cases() -> list[Path]:
     """Every case folder (one with a manifest.json) in RESSHIFT_REFERENCE_DIR."""
     base = reference_dir()
     if not base.is_dir():
@@ -24,7 +32,7 @@ def reference_cases():
     return sorted(p for p in base.iterdir() if (p / "manifest.json").is_file())
 
 
-def published_layouts():
+def published_layouts() -> list[Path]:
     base = layouts_dir()
     if not base.is_dir():
         return []
@@ -32,7 +40,7 @@ def published_layouts():
 
 
 @contextmanager
-def one_torch_thread():
+def one_torch_thread() -> Iterator[None]:
     """Run with one torch thread, then restore the count: tiny networks gain nothing from
     threads and lose a lot when the 2 cores are shared."""
     import torch
@@ -46,9 +54,18 @@ def one_torch_thread():
 
 
 @pytest.fixture
-def torch_threads():
+def torch_threads() -> Iterator[None]:
     import torch
 
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def tiny_pair(request: pytest.FixtureRequest) -> tuple[LoadedModel, LoadedModel | None]:
+    """A fresh tiny (UNet, VQGAN) pair with seed 0 (resshift_core.tiny.make_tiny): real-world SR,
+    or the task given by `@pytest.mark.parametrize("tiny_pair", ["inpaint"], indirect=True)`."""
+    from resshift_core.tiny import make_tiny
+
+    return make_tiny(getattr(request, "param", "realsr"))

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from resshift_core.models.unet import ResShiftUNet, UNetConfig
 from resshift_core.presets import DiffusionPreset
 from resshift_core.sampler import SeededNoise, sample
 from resshift_core.schedule import ScheduleConfig, make_schedule
+from resshift_core.tiny import tiny_unet
 
 
 def test_residual_prediction_is_x0_equals_y_minus_output():
@@ -34,28 +34,17 @@ def test_preset_accepts_the_published_mean_types_only():
 
 
 def test_init_as_published_zeroes_block_outputs_and_the_head():
-    cfg = UNetConfig(
-        image_size=16,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=1,
-        attention_resolutions=[],
-        channel_mult=[1, 2],
-        num_heads=2,
-        swin_embed_dim=32,
-        window_size=4,
-        lq_size=16,
-    )
-    torch.manual_seed(0)
-    net = ResShiftUNet(cfg).init_as_published()
-    x, lq = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
+    net = tiny_unet(
+        "realsr", attention_resolutions=[], num_heads=2, num_head_channels=-1, use_scale_shift_norm=False
+    ).init_as_published()
+    g = torch.Generator().manual_seed(0)
+    x, lq = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g)
     with torch.no_grad():
         assert net(x, torch.tensor([2]), lq=lq).abs().max() == 0  # the first prediction is 0
     assert net.out[-1].weight.abs().sum() == 0
     assert net.input_blocks[0][0].weight.abs().sum() > 0  # the rest keeps its random init
     # Every residual block starts as its skip path: h -> skip(h).
     block = net.input_blocks[1][0]
-    h, emb = torch.randn(1, 32, 16, 16), torch.randn(1, cfg.time_embed_dim)
+    h, emb = torch.randn(1, 32, 16, 16, generator=g), torch.randn(1, net.config.time_embed_dim, generator=g)
     with torch.no_grad():
         torch.testing.assert_close(block(h, emb), block.skip_connection(h))

@@ -12,6 +12,7 @@ from resshift_core.checkpoints.io import load_state_dict
 from resshift_core.errors import ArchitectureError, InputError
 from resshift_core.models.swin import bottom_row_mask, shifted_window_mask
 from resshift_core.models.unet import ResShiftUNet, UNetConfig
+from resshift_core.tiny import tiny_unet, tiny_unet_config
 
 UNET_LAYOUTS = [p for p in published_layouts() if json.loads(p.read_text())["part"] == "unet"]
 
@@ -98,7 +99,7 @@ def test_config_round_trips_through_json():
 
 
 @pytest.mark.parametrize(
-    "bad, words",
+    ("bad", "words"),
     [
         ({"dims": 3}, "dims=3"),
         ({"use_new_attention_order": True}, "use_new_attention_order"),
@@ -127,128 +128,102 @@ def test_config_rejects_what_it_cannot_build(bad, words):
 # Tiny models: detection round trip and forward
 # ------------------------------------------------------------------------------------------------
 
+# name -> (tiny task, overrides): what each one varies from the task's tiny UNet (resshift_core.tiny)
 TINY = {
     # like the reference case: three levels, per-level res blocks, LR at latent size
-    "three_levels": dict(
-        image_size=16,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=[1, 2, 1],
-        attention_resolutions=[16, 8],
-        channel_mult=[1, 2, 2],
-        num_head_channels=16,
-        use_scale_shift_norm=True,
-        swin_embed_dim=32,
-        window_size=4,
-        mlp_ratio=2,
-        lq_size=16,
-    ),
+    "three_levels": ("realsr", {"num_res_blocks": [1, 2, 1], "channel_mult": [1, 2, 2]}),
     # inpainting: mask channel, LR at 2x, one Swin block per layer, GroupNorm in the patch embedding
-    "mask_lq2": dict(
-        image_size=16,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=2,
-        attention_resolutions=[8],
-        channel_mult=[1, 2],
-        num_heads=2,
-        swin_depth=1,
-        swin_embed_dim=64,
-        window_size=2,
-        mlp_ratio=2.5,
-        patch_norm=True,
-        cond_mask=True,
-        lq_size=32,
+    "mask_lq2": (
+        "inpaint",
+        {
+            "num_res_blocks": 2,
+            "attention_resolutions": [8],
+            "num_heads": 2,
+            "num_head_channels": -1,
+            "use_scale_shift_norm": False,
+            "swin_depth": 1,
+            "swin_embed_dim": 64,
+            "window_size": 2,
+            "mlp_ratio": 2.5,
+            "patch_norm": True,
+            "lq_size": 32,
+        },
     ),
     # ResBlock up/down sampling, four levels, no FiLM, deeper Swin, LR at 4x, 8-channel latent
-    "updown_lq4": dict(
-        image_size=32,
-        in_channels=8,
-        model_channels=32,
-        out_channels=8,
-        num_res_blocks=[1, 1, 2, 1],
-        attention_resolutions=[32, 8],
-        channel_mult=[1, 1, 2, 2],
-        num_heads=1,
-        swin_depth=3,
-        swin_embed_dim=32,
-        window_size=4,
-        mlp_ratio=1,
-        resblock_updown=True,
-        lq_size=128,
+    "updown_lq4": (
+        "faceir",
+        {
+            "image_size": 32,
+            "num_res_blocks": [1, 1, 2, 1],
+            "attention_resolutions": [32, 8],
+            "channel_mult": [1, 1, 2, 2],
+            "num_head_channels": -1,
+            "use_scale_shift_norm": False,
+            "resblock_updown": True,
+            "swin_depth": 3,
+            "mlp_ratio": 1,
+            "lq_size": 128,
+        },
     ),
     # pooling/nearest resampling (no weights), window larger than the resolution, LR at 8x, mask
-    "pool_lq8": dict(
-        image_size=8,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=1,
-        attention_resolutions=[8, 4],
-        channel_mult=[1, 2],
-        num_head_channels=8,
-        swin_embed_dim=32,
-        window_size=8,
-        conv_resample=False,
-        cond_mask=True,
-        lq_size=64,
+    "pool_lq8": (
+        "inpaint",
+        {
+            "image_size": 8,
+            "attention_resolutions": [8, 4],
+            "conv_resample": False,
+            "num_head_channels": 8,
+            "use_scale_shift_norm": False,
+            "window_size": 8,
+            "lq_size": 64,
+        },
     ),
     # a single level: no resampling at all
-    "one_level": dict(
-        image_size=8,
-        in_channels=4,
-        model_channels=32,
-        out_channels=4,
-        num_res_blocks=2,
-        attention_resolutions=[],
-        channel_mult=[1],
-        num_heads=4,
-        swin_embed_dim=64,
-        window_size=4,
-        lq_size=16,
+    "one_level": (
+        "realsr_x2",
+        {
+            "image_size": 8,
+            "in_channels": 4,
+            "out_channels": 4,
+            "num_res_blocks": 2,
+            "attention_resolutions": [],
+            "channel_mult": [1],
+            "num_heads": 4,
+            "num_head_channels": -1,
+            "use_scale_shift_norm": False,
+            "swin_embed_dim": 64,
+        },
     ),
     # ours: a pixel-space model folding 4x4 pixel blocks into channels (levels at 1/4 resolution)
-    "pixel_fold4": dict(
-        image_size=32,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=1,
-        attention_resolutions=[4],
-        channel_mult=[1, 2],
-        num_head_channels=16,
-        swin_embed_dim=32,
-        window_size=4,
-        lq_size=32,
-        pixel_unshuffle=4,
-    ),
+    "pixel_fold4": ("pixel_fold", {"image_size": 32, "attention_resolutions": [4], "use_scale_shift_norm": False}),
     # ours, inpainting in pixel space: the mask is folded along with the image
-    "pixel_fold2_mask": dict(
-        image_size=16,
-        in_channels=3,
-        model_channels=32,
-        out_channels=3,
-        num_res_blocks=1,
-        attention_resolutions=[],
-        channel_mult=[1, 2],
-        num_heads=2,
-        swin_embed_dim=32,
-        window_size=2,
-        cond_mask=True,
-        lq_size=16,
-        pixel_unshuffle=2,
+    "pixel_fold2_mask": (
+        "pixel_fold",
+        {
+            "attention_resolutions": [],
+            "num_heads": 2,
+            "num_head_channels": -1,
+            "use_scale_shift_norm": False,
+            "window_size": 2,
+            "cond_mask": True,
+            "pixel_unshuffle": 2,
+        },
     ),
 }
 
 
-def _tiny(name, seed=0):
-    torch.manual_seed(seed)
-    model = ResShiftUNet(UNetConfig(**TINY[name])).eval()
+def _config(name: str, **more) -> UNetConfig:
+    task, overrides = TINY[name]
+    return tiny_unet_config(task, **overrides, **more)
+
+
+def _tiny(name: str, seed: int = 0) -> ResShiftUNet:
+    task, overrides = TINY[name]
+    model = tiny_unet(task, seed, **overrides)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # make every parameter matter (published init zeroes some convs)
         for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
     return model
 
 
@@ -286,11 +261,11 @@ def test_detects_weights_saved_without_buffers():
 
 
 def test_size_multiple_follows_levels_and_windows():
-    assert UNetConfig(**TINY["three_levels"]).size_multiple == 16  # middle: 4x4 window at 1/4 scale
-    assert UNetConfig(**TINY["mask_lq2"]).size_multiple == 4  # 2x2 window at 1/2 scale
-    assert UNetConfig(**TINY["updown_lq4"]).size_multiple == 32  # 4x4 window at 1/8 scale
-    assert UNetConfig(**TINY["pool_lq8"]).size_multiple == 8  # window shrunk to the 8x8 build size
-    assert UNetConfig(**TINY["pixel_fold4"]).size_multiple == 32  # 4x4 window at 1/2 of 1/4 scale
+    assert _config("three_levels").size_multiple == 16  # middle: 4x4 window at 1/4 scale
+    assert _config("mask_lq2").size_multiple == 4  # 2x2 window at 1/2 scale
+    assert _config("updown_lq4").size_multiple == 32  # 4x4 window at 1/8 scale
+    assert _config("pool_lq8").size_multiple == 8  # window shrunk to the 8x8 build size
+    assert _config("pixel_fold4").size_multiple == 32  # 4x4 window at 1/2 of 1/4 scale
 
 
 def test_pixel_unshuffle_is_stored_in_the_weights_and_checked():
@@ -307,7 +282,7 @@ def test_pixel_unshuffle_is_stored_in_the_weights_and_checked():
     with pytest.raises(ArchitectureError, match="one integer"):
         detect_unet_config(dict(state_dict, pixel_unshuffle=torch.tensor(4.0)))
     with pytest.raises(ArchitectureError, match="pixel_unshuffle must be 1 or more"):
-        UNetConfig(**dict(TINY["pixel_fold4"], pixel_unshuffle=0))
+        _config("pixel_fold4", pixel_unshuffle=0)
 
 
 def test_any_multiple_of_size_multiple_runs_and_batches_agree():
@@ -393,7 +368,7 @@ def test_vqgan_weights_are_named_as_such():
 
 
 def test_garbage_and_damaged_weights_fail_with_the_reason():
-    with pytest.raises(ArchitectureError, match="not a ResShift UNet.*found 2 tensors.*fc.weight"):
+    with pytest.raises(ArchitectureError, match=r"not a ResShift UNet.*found 2 tensors.*fc\.weight"):
         detect_unet_config({"fc.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)})
     state_dict = dict(_tiny("three_levels").state_dict())
     del state_dict["middle_block.1.blocks.0.attn.relative_position_bias_table"]

@@ -17,35 +17,43 @@ from resshift_core.checkpoints.detect_vqgan import (
 from resshift_core.errors import ArchitectureError, InputError
 from resshift_core.models import vqgan_blocks
 from resshift_core.models.vqgan import VQGAN, VectorQuantizer, VQGANConfig
+from resshift_core.tiny import tiny_vqgan, tiny_vqgan_config
 
 AUTOENCODER_LAYOUTS = [p for p in published_layouts() if json.loads(p.read_text()).get("part") == "autoencoder"]
 
 # Small, varied configs: 2-4 levels, blocks as int and per level, z/embed 3 and 8, attention.
+# name -> (tiny task, overrides of that task's tiny VQGAN in resshift_core.tiny)
 TINY_CONFIGS = {
-    "f2_plain": dict(embed_dim=3, n_embed=16, z_channels=3, ch=32, ch_mult=(1, 2), num_res_blocks=1),
-    "f4_embed8": dict(embed_dim=8, n_embed=24, z_channels=3, ch=32, ch_mult=(1, 1, 2), num_res_blocks=2),
-    "f8_attn": dict(
-        embed_dim=8,
-        n_embed=32,
-        z_channels=8,
-        ch=32,
-        ch_mult=(1, 2, 2, 1),
-        num_res_blocks=(1, 2, 0, 1),
-        attn_resolutions=(16,),
-        resolution=32,
+    "f2_plain": ("realsr", {"n_embed": 16, "ch_mult": (1, 2)}),
+    "f4_embed8": ("realsr", {"embed_dim": 8, "n_embed": 24, "ch_mult": (1, 1, 2), "num_res_blocks": 2}),
+    "f8_attn": (
+        "faceir",
+        {
+            "n_embed": 32,
+            "ch_mult": (1, 2, 2, 1),
+            "num_res_blocks": (1, 2, 0, 1),
+            "attn_resolutions": (16,),
+            "resolution": 32,
+        },
     ),
 }
 
 
-def _tiny(name, seed=0) -> VQGAN:
+def _config(name: str, **more) -> VQGANConfig:
+    task, overrides = TINY_CONFIGS[name]
+    return tiny_vqgan_config(task, **overrides, **more)
+
+
+def _tiny(name: str, seed: int = 0) -> VQGAN:
     """A tiny VQGAN with every parameter random (GroupNorm affine and codebook included)."""
-    torch.manual_seed(seed)
-    model = VQGAN(VQGANConfig(**TINY_CONFIGS[name])).eval().requires_grad_(False)
+    task, overrides = TINY_CONFIGS[name]
+    model = tiny_vqgan(task, seed, **overrides)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for key, p in model.named_parameters():
             if "norm" in key:
-                p.copy_(torch.randn_like(p) * 0.2 + (1.0 if key.endswith("weight") else 0.0))
-        model.quantize.embedding.weight.normal_()
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2 + (1.0 if key.endswith("weight") else 0.0))
+        model.quantize.embedding.weight.normal_(generator=g)
     return model
 
 
@@ -95,8 +103,8 @@ def test_published_factors():
 
 # -- config ---------------------------------------------------------------------------------------
 def test_config_round_trips():
-    for kwargs in TINY_CONFIGS.values():
-        cfg = VQGANConfig(**kwargs)
+    for name in TINY_CONFIGS:
+        cfg = _config(name)
         as_json = json.loads(json.dumps(cfg.to_dict()))
         assert VQGANConfig.from_dict(as_json) == cfg
         assert VQGANConfig.from_published(as_json) == cfg
@@ -121,7 +129,7 @@ def test_config_rejects_what_it_cannot_build():
 
 
 def test_attention_levels_follow_the_published_rule():
-    cfg = VQGANConfig(**TINY_CONFIGS["f8_attn"])  # resolution 32, levels at 32, 16, 8, 4
+    cfg = _config("f8_attn")  # resolution 32, levels at 32, 16, 8, 4
     assert cfg.encoder_attn_levels == cfg.decoder_attn_levels == (False, True, False, False)
     keys = VQGAN(cfg).state_dict().keys()
     assert "encoder.down.1.attn.1.q.weight" in keys and "decoder.up.1.attn.2.proj_out.bias" in keys
@@ -152,13 +160,13 @@ def test_detection_ignores_training_keys_and_wrapper_prefixes():
     state["module.loss.logvar"] = torch.zeros(())
     assert looks_like_vqgan(state)
     assert detect_vqgan_config(state).same_architecture(model.config)
-    plain = {k: v for k, v in model.state_dict().items()}
+    plain = dict(model.state_dict())
     plain["loss.logvar"] = torch.zeros(())
     assert sorted(strip_training_keys(plain)) == sorted(model.state_dict())
 
 
 def test_detection_reads_double_z():
-    cfg = VQGANConfig(**{**TINY_CONFIGS["f2_plain"], "double_z": True})
+    cfg = _config("f2_plain", double_z=True)
     with torch.device("meta"):
         state = VQGAN(cfg).state_dict()
     assert detect_vqgan_config(state).double_z
@@ -180,17 +188,18 @@ def test_detection_of_a_unet_says_load_it_as_the_model():
 
 
 def test_detection_errors_name_what_was_found_and_expected():
-    with pytest.raises(ArchitectureError, match="not a VQGAN checkpoint.*found fc.bias, fc.weight"):
+    with pytest.raises(ArchitectureError, match=r"not a VQGAN checkpoint.*found fc\.bias, fc\.weight"):
         detect_vqgan_config({"fc.weight": torch.zeros(2, 2), "fc.bias": torch.zeros(2)})
     state = _tiny("f2_plain").state_dict()
     with pytest.raises(ArchitectureError, match="no codebook"):
         detect_vqgan_config({k: v for k, v in state.items() if not k.startswith("quantize.")})
-    with pytest.raises(ArchitectureError, match="post_quant_conv.bias"):
+    with pytest.raises(ArchitectureError, match=r"post_quant_conv\.bias"):
         detect_vqgan_config({k: v for k, v in state.items() if k != "post_quant_conv.bias"})
     broken = dict(state)
     broken["decoder.up.1.block.0.conv1.weight"] = torch.zeros(64, 32, 3, 3)
     with pytest.raises(
-        ArchitectureError, match=r"decoder.up.1.block.0.conv1.weight \(64, 32, 3, 3\) \(expected \(64, 64, 3, 3\)\)"
+        ArchitectureError,
+        match=r"decoder\.up\.1\.block\.0\.conv1\.weight \(64, 32, 3, 3\) \(expected \(64, 64, 3, 3\)\)",
     ):
         detect_vqgan_config(broken)
     fewer = {k: v for k, v in state.items() if not k.startswith("decoder.up.0.block.1.")}
@@ -324,11 +333,10 @@ def test_half_precision_is_close_to_float32(dtype, upcast):
         z = model.encode(x)
         out = model.decode(latent, quantize=False)
     assert z.dtype == out.dtype == dtype
-    if model.compute_dtype(x.device) == torch.float32:
-        tol = 2.0**-8  # float32 compute: only the outputs are rounded to the half dtype
-    else:
-        # Every activation rounded (bf16: 2^-9), through ~30 layers of a tiny random network.
-        tol = 0.1 if dtype == torch.bfloat16 else 0.02
+    float32_tol = 2.0**-8  # float32 compute: only the outputs are rounded to the half dtype
+    # Half compute: every activation rounded (bf16: 2^-9), through ~30 layers of a tiny random network.
+    half_tol = 0.1 if dtype == torch.bfloat16 else 0.02
+    tol = float32_tol if model.compute_dtype(x.device) == torch.float32 else half_tol
     assert (z.float() - z32).abs().max() <= tol * max(1.0, z32.abs().max().item())
     assert (out.float() - out32).abs().max() <= tol * max(1.0, out32.abs().max().item())
 
