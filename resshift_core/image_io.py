@@ -7,9 +7,10 @@ write the result back in kind.
 
 Formats
     Read: whatever Pillow reads (PNG, JPEG, WebP, BMP, TIFF, ...), first frame only, EXIF orientation
-    applied. 16-bit PNGs (gray, gray+alpha, RGB, RGBA; interlaced or not) are decoded by the small
-    PNG codec in this module, because Pillow opens 16-bit RGB(A) and gray+alpha PNGs as 8-bit
-    (it keeps only the high byte of every sample) and cannot write them at all.
+    applied. 16-bit PNGs (gray, gray+alpha, RGB, RGBA; interlaced or not) are decoded by imagecodecs
+    (libpng), because Pillow opens 16-bit RGB(A) and gray+alpha PNGs as 8-bit (it keeps only the
+    high byte of every sample) and cannot write them at all; their ICC profile and EXIF orientation
+    come from the chunks before the image data.
     16-bit gray TIFFs come through Pillow at 16 bits; 16-bit colour TIFFs come through Pillow at 8 bits.
     Write: PNG (8 or 16 bits, gray or RGB, with or without alpha), JPEG (quality 95, no alpha),
     WebP (8 bits, alpha allowed), and 8-bit TIFF/BMP.
@@ -31,7 +32,6 @@ name is left untouched.
 from __future__ import annotations
 
 import io
-import math
 import os
 import stat
 import struct
@@ -40,11 +40,10 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import as_strided
 
 from .atomic_files import create_temp_beside
 from .errors import ImageError
@@ -101,32 +100,15 @@ class LoadedImage:
 
 
 # --------------------------------------------------------------------------------------------------
-# Small PNG codec (8/16-bit gray, gray+alpha, RGB, RGBA; all five filters; Adam7), numpy + zlib
+# 16-bit PNG through imagecodecs (libpng): Pillow reads 16-bit RGB(A) and gray+alpha as 8-bit
 # --------------------------------------------------------------------------------------------------
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (3 = palette: not ours)
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-_MAX_CHUNK = (1 << 31) - 1
-_UNFILTER_BUDGET = 96 << 20  # bytes of working memory for one strip of the Average/Paeth wavefront
-_IDAT_SIZE = 1 << 23
+_PNG16_LEVEL = 3  # zlib level: the low byte of 16-bit photos is noise, so 6 saves ~1% for ~40% more time
 
 
 class _PngError(Exception):
-    """Raised by the PNG codec; turned into an ImageError naming the file by the caller."""
-
-
-@dataclass
-class _Png:
-    width: int
-    height: int
-    bit_depth: int
-    color_type: int
-    interlaced: bool
-    pixels: np.ndarray  # HxWxC, uint8 or uint16 (native byte order)
-    transparent: Optional[np.ndarray]  # HxW bool from a tRNS colour key, or None
-    icc_profile: Optional[bytes]
-    exif: Optional[bytes]
+    """A reason an image cannot be read; turned into an ImageError naming the file by the caller."""
 
 
 def _png_header(head: bytes):
@@ -136,389 +118,51 @@ def _png_header(head: bytes):
     return struct.unpack(">IIBBBBB", head[16:29])[:2] + (head[24], head[25], head[28])
 
 
-def _iter_chunks(data: bytes):
-    pos = 8
-    n = len(data)
-    while pos < n:
-        if pos + 8 > n:
-            raise _PngError("truncated (the file ends inside a chunk header)")
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
-        if length > _MAX_CHUNK:
-            raise _PngError(f"corrupt (chunk length {length} is impossible)")
-        end = pos + 8 + length
-        if end + 4 > n:
-            raise _PngError(f"truncated (the file ends inside the {ctype.decode('latin-1')!r} chunk)")
-        body = data[pos + 8:end]
-        (crc,) = struct.unpack(">I", data[end:end + 4])
-        pos = end + 4
-        if zlib.crc32(body, zlib.crc32(ctype)) & 0xFFFFFFFF != crc:
-            if ctype[:1].islower():  # ancillary (metadata) chunk: drop it, as libpng does
-                continue
-            raise _PngError(f"corrupt (checksum mismatch in the {ctype.decode('latin-1')!r} chunk)")
-        yield ctype, body
-
-
-def _inflate(data: bytes, limit: int, what: str) -> bytes:
-    d = zlib.decompressobj()
+def _imagecodecs():
     try:
-        out = d.decompress(data, limit)
-    except zlib.error as exc:
-        raise _PngError(f"corrupt ({what} does not decompress: {exc})") from None
-    return out
+        import imagecodecs
+    except ImportError:
+        raise ImageError("16-bit PNG files need the imagecodecs package, which is not installed; "
+                         "install it with `pip install imagecodecs`") from None
+    return imagecodecs
 
 
-def _unfilter_simple(raw: np.ndarray, ftype: np.ndarray, prev: np.ndarray, bpp: int, out: np.ndarray) -> None:
-    """Rows filtered with None, Sub or Up only: vectorised over runs of equal filter type."""
-    h, rowbytes = raw.shape
-    cuts = np.flatnonzero(np.diff(ftype)) + 1
-    starts = [0, *cuts.tolist()]
-    ends = [*cuts.tolist(), h]
-    for s, e in zip(starts, ends):
-        t = int(ftype[s])
-        blk = raw[s:e]
-        if t == 0:
-            out[s:e] = blk
-        elif t == 1:  # Sub: running sum (mod 256) along each row, per byte of the pixel
-            np.cumsum(blk.reshape(e - s, -1, bpp), axis=1, dtype=np.uint8, out=out[s:e].reshape(e - s, -1, bpp))
-        else:  # Up: running sum down the run, plus the row above it
-            np.cumsum(blk, axis=0, dtype=np.uint8, out=out[s:e])
-            out[s:e] += prev
-        prev = out[e - 1]
+def _png16_metadata(path: Path, max_pixels: Optional[int]):
+    """(icc_profile, exif) as Pillow reads them from the chunks before the image data, else (None, None).
 
-
-def _unfilter_wavefront(raw: np.ndarray, ftype: np.ndarray, prev: np.ndarray, bpp: int, out: np.ndarray) -> None:
-    """Any mix of the five filters for a strip of S rows, with `prev` the decoded row above it.
-
-    Every byte depends only on its left, upper and upper-left neighbours, so all pixels on one
-    anti-diagonal (x + y = const) can be decoded at once. The strip is copied into a skewed buffer
-    K[k, r] (r = y + 1, k = x + y + 2; r = 0 holds the row above) in which anti-diagonal k is one
-    contiguous slice; W + S steps then decode it, each a handful of numpy operations over <= S pixels.
+    Only the header chunks are parsed, no pixel. A file Pillow cannot parse (e.g. a damaged
+    metadata chunk, which libpng skips) keeps its pixels and loses its metadata.
     """
-    S, rowbytes = raw.shape
-    W = rowbytes // bpp
-    K = np.zeros((W + S + 1) * (S + 1) * bpp, np.uint8)
-    body = as_strided(K[(2 * S + 3) * bpp:], (S, W, bpp), ((S + 2) * bpp, (S + 1) * bpp, 1))
-    body[...] = raw.reshape(S, W, bpp)
-    top = as_strided(K[(S + 1) * bpp:], (W, bpp), ((S + 1) * bpp, 1))
-    top[...] = prev.reshape(W, bpp)
-    K3 = K.reshape(W + S + 1, S + 1, bpp)
-
-    present = sorted({int(t) for t in np.unique(ftype)})
-    single = present[0] if len(present) == 1 else None
-    # per-row filter weights, pre-broadcast to SxBpp: broadcasting (n,1) against (n,bpp) is slow in numpy
-    weight = {
-        t: np.ascontiguousarray(np.broadcast_to((ftype == t).reshape(S, 1), (S, bpp))).astype(np.int16)
-        for t in present
-    }
-
-    def scratch(dtype=np.int16):
-        return np.empty((S, bpp), dtype)
-
-    A, B, C, X, Y, Z, P, T = (scratch() for _ in range(8))
-    M1, M2, M3 = (scratch(bool) for _ in range(3))
-    P8 = scratch(np.uint8)
-    for k in range(2, W + S + 1):
-        r0 = max(1, k - W)
-        r1 = min(S, k - 1) + 1
-        n = r1 - r0
-        s0, s1 = r0 - 1, r1 - 1
-        a, b, p = A[:n], B[:n], P[:n]
-        a[...] = K3[k - 1, r0:r1]  # left
-        b[...] = K3[k - 1, s0:s1]  # up
-        if 4 in weight:
-            c, x, y, z = C[:n], X[:n], Y[:n], Z[:n]
-            c[...] = K3[k - 2, s0:s1]  # up-left
-            np.subtract(b, c, out=x)  # p - a = b - c
-            np.subtract(a, c, out=y)  # p - b = a - c
-            np.add(x, y, out=z)  # p - c
-            np.abs(z, out=z)
-            pa = np.abs(x, out=T[:n])
-            pb = np.abs(y, out=p)
-            ma = np.less_equal(pa, pb, out=M1[:n])
-            np.logical_and(ma, np.less_equal(pa, z, out=M2[:n]), out=ma)  # Paeth picks a
-            mb = np.less_equal(pb, z, out=M3[:n])
-            np.greater(mb, ma, out=mb)  # Paeth picks b
-            np.multiply(x, mb, out=x)
-            np.multiply(y, ma, out=y)
-            np.add(c, x, out=p)
-            p += y  # c, or b = c + (b - c), or a = c + (a - c)
-            if single is None:
-                p *= weight[4][s0:s1]
-        else:
-            p.fill(0)
-        if single == 1:
-            p[...] = a
-        elif single == 2:
-            p[...] = b
-        elif single == 3:
-            np.add(a, b, out=p)
-            p >>= 1
-        elif single is None:
-            t = T[:n]
-            if 1 in weight:
-                np.multiply(a, weight[1][s0:s1], out=t)
-                p += t
-            if 2 in weight:
-                np.multiply(b, weight[2][s0:s1], out=t)
-                p += t
-            if 3 in weight:
-                np.add(a, b, out=t)
-                t >>= 1
-                t *= weight[3][s0:s1]
-                p += t
-        p8 = P8[:n]
-        p8[...] = p
-        cur = K3[k, r0:r1]
-        cur += p8
-    out[...] = body.reshape(S, rowbytes)
+    try:
+        with _open_with_pillow(path, max_pixels) as im:
+            return im.info.get("icc_profile") or None, im.info.get("exif") or None
+    except Exception:
+        return None, None
 
 
-def _unfilter(stream: np.ndarray, h: int, rowbytes: int, bpp: int) -> np.ndarray:
-    """Undo PNG filtering of h scanlines (each a filter-type byte then rowbytes bytes)."""
-    rows = stream.reshape(h, rowbytes + 1)
-    ftype = rows[:, 0]
-    if ftype.max(initial=0) > 4:
-        bad = int(ftype[ftype > 4][0])
-        raise _PngError(f"corrupt (unknown scanline filter type {bad})")
-    raw = rows[:, 1:]
-    out = np.empty((h, rowbytes), np.uint8)
-    prev = np.zeros(rowbytes, np.uint8)
-    if not (ftype >= 3).any():
-        _unfilter_simple(raw, ftype, prev, bpp, out)
-        return out
-    # strips sized so that the skewed buffer (W+S+1)(S+1)bpp stays within the budget
-    w = rowbytes // bpp
-    budget = _UNFILTER_BUDGET / bpp
-    s = int((-(w + 2) + math.sqrt((w + 2) ** 2 + 4 * max(budget - w - 1, 0))) / 2)
-    s = max(16, min(h, s))
-    for y0 in range(0, h, s):
-        y1 = min(h, y0 + s)
-        _unfilter_wavefront(raw[y0:y1], ftype[y0:y1], prev, bpp, out[y0:y1])
-        prev = out[y1 - 1]
-    return out
+def _decode_png16(data: bytes) -> np.ndarray:
+    """HxWxC uint16 pixels (C = 1..4); a tRNS colour key comes back as an alpha channel."""
+    codecs = _imagecodecs()
+    try:
+        pixels = codecs.png_decode(data)
+    except codecs.PngError as exc:
+        why = "truncated" if "too small" in str(exc) else "corrupt"
+        raise _PngError(f"{why} (libpng: {exc})") from None
+    return pixels if pixels.ndim == 3 else pixels[:, :, None]
 
 
-def _read_png(data: bytes, max_pixels: Optional[int]) -> _Png:
-    """Decode a non-palette 8- or 16-bit PNG held in memory."""
-    header = _png_header(data[:33])
-    if header is None:
-        raise _PngError("not a PNG file")
-    width, height, depth, ctype, interlace = header
-    if width == 0 or height == 0:
-        raise _PngError(f"zero-size ({width}x{height})")
-    if ctype not in _PNG_CHANNELS or depth not in (8, 16):
-        raise _PngError(f"unsupported PNG colour type {ctype} with bit depth {depth}")
-    if interlace not in (0, 1) or data[26] != 0 or data[27] != 0:
-        raise _PngError("corrupt (unknown compression, filter or interlace method in the header)")
-    _check_pixels(width, height, max_pixels)
-    channels = _PNG_CHANNELS[ctype]
-    bpp = channels * depth // 8
-    idat: list = []
-    trns = icc = exif = None
-    seen_iend = False
-    for ctype_chunk, body in _iter_chunks(data):
-        if ctype_chunk == b"IDAT":
-            idat.append(body)
-        elif ctype_chunk == b"tRNS":
-            trns = body
-        elif ctype_chunk == b"iCCP":
-            name_end = body.find(b"\0")
-            if 0 < name_end < 80 and len(body) > name_end + 2:
-                try:
-                    icc = zlib.decompressobj().decompress(body[name_end + 2:], 1 << 26) or None
-                except zlib.error:
-                    icc = None  # a broken profile is dropped, not fatal
-        elif ctype_chunk == b"eXIf":
-            exif = body
-        elif ctype_chunk == b"IEND":
-            seen_iend = True
-            break
-    if not idat:
-        raise _PngError("truncated or corrupt (no image data)")
-
-    passes = []
-    if interlace:
-        for x0, y0, dx, dy in _ADAM7:
-            pw, ph = -(-(width - x0) // dx), -(-(height - y0) // dy)
-            if pw > 0 and ph > 0:
-                passes.append((x0, y0, dx, dy, pw, ph))
-    else:
-        passes.append((0, 0, 1, 1, width, height))
-    expected = sum(ph * (1 + pw * bpp) for *_, pw, ph in passes)
-    stream = _inflate(b"".join(idat), expected, "the image data")
-    if len(stream) < expected:
-        why = "truncated" if not seen_iend else "corrupt"
-        raise _PngError(f"{why} (image data ends after {len(stream)} of {expected} bytes)")
-    buf = np.frombuffer(stream, np.uint8)
-    if interlace:
-        img = np.empty((height, width, bpp), np.uint8)
-        pos = 0
-        for x0, y0, dx, dy, pw, ph in passes:
-            n = ph * (1 + pw * bpp)
-            img[y0::dy, x0::dx] = _unfilter(buf[pos:pos + n], ph, pw * bpp, bpp).reshape(ph, pw, bpp)
-            pos += n
-        rows = img.reshape(height, width * bpp)
-    else:
-        rows = _unfilter(buf, height, width * bpp, bpp)
-    if depth == 16:
-        pixels = rows.view(">u2").astype(np.uint16).reshape(height, width, channels)
-    else:
-        pixels = rows.reshape(height, width, channels)
-
-    transparent = None
-    if trns is not None and ctype in (0, 2) and len(trns) >= 2 * channels:
-        key = np.array(struct.unpack(">" + "H" * channels, trns[:2 * channels]), pixels.dtype if depth == 16 else np.uint16)
-        if depth == 8:
-            key = (key & 0xFF).astype(np.uint8)
-        transparent = np.all(pixels == key, axis=-1)
-        if not transparent.any():
-            transparent = None
-    return _Png(width, height, depth, ctype, bool(interlace), pixels, transparent, icc, exif)
-
-
-def _filter_rows(X: np.ndarray, prev: np.ndarray, bpp: int, filters) -> np.ndarray:
-    """PNG-filter the rows X (n x rowbytes, uint8) whose row above is prev; returns n x (1+rowbytes).
-
-    uint8 arithmetic wraps modulo 256, which is exactly PNG's filter arithmetic.
-    """
-    n, rb = X.shape
-    up = np.empty_like(X)
-    up[0] = prev
-    up[1:] = X[:-1]
-    left = np.zeros_like(X)
-    left[:, bpp:] = X[:, :-bpp]
-    if isinstance(filters, (int, np.integer)):
-        choice = np.full(n, int(filters), np.uint8)
-    elif filters is not None:
-        choice = np.asarray(filters, np.uint8)
-    else:
-        choice = None
-
-    def candidate(t: int) -> np.ndarray:
-        if t == 0:
-            return X
-        if t == 1:
-            return X - left
-        if t == 2:
-            return X - up
-        if t == 3:
-            return X - ((left >> 1) + (up >> 1) + (left & up & 1))  # floor((left + up) / 2)
-        ul = np.zeros_like(X)
-        ul[:, bpp:] = up[:, :-bpp]
-        a, b, c = left.astype(np.int16), up.astype(np.int16), ul.astype(np.int16)
-        pa = np.abs(b - c)
-        pb = np.abs(a - c)
-        pc = np.abs(a + b - 2 * c)
-        pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
-        return X - pred
-
-    out = np.empty((n, rb + 1), np.uint8)
-    if choice is None:  # libpng's heuristic: per row, the filter with the smallest sum of |signed byte|
-        best_cost = None
-        for t in range(5):
-            f = candidate(t)
-            cost = np.minimum(f, np.negative(f)).sum(axis=1, dtype=np.int64)
-            if best_cost is None:
-                best_cost = cost
-                out[:, 0] = 0
-                out[:, 1:] = f
-            else:
-                better = cost < best_cost
-                if better.any():
-                    best_cost = np.where(better, cost, best_cost)
-                    out[better, 0] = t
-                    out[better, 1:] = f[better]
-        return out
-    out[:, 0] = choice
-    for t in np.unique(choice):
-        rows = choice == t
-        out[rows, 1:] = candidate(int(t))[rows]
-    return out
-
-
-def _encode_png(
-    pixels: np.ndarray,
-    *,
-    icc_profile: Optional[bytes] = None,
-    filters=None,
-    interlace: bool = False,
-    compress_level: int = 3,
-    extra_chunks: Sequence = (),
-) -> bytes:
-    """PNG bytes for an HxW or HxWxC (C = 1..4) uint8 or uint16 array.
-
-    filters: None = per-row adaptive choice (what libpng does), an int 0..4 = that filter for every
-    row, or a per-row sequence (non-interlaced only). extra_chunks: (type, body) pairs written before
-    the image data (tests use it for eXIf/tRNS). compress_level: zlib level; 3 by default because
-    the low byte of 16-bit photographic samples is mostly noise: level 6 makes files about 1% smaller
-    and takes about 25% longer.
-    """
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    h, w, c = pixels.shape
-    if pixels.dtype == np.uint16:
-        depth = 16
-        raw = np.ascontiguousarray(pixels, dtype=">u2").view(np.uint8).reshape(h, w * c * 2)
-    elif pixels.dtype == np.uint8:
-        depth = 8
-        raw = np.ascontiguousarray(pixels).reshape(h, w * c)
-    else:
-        raise ValueError(f"PNG samples must be uint8 or uint16, not {pixels.dtype}")
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    bpp = c * depth // 8
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF)
-
-    parts = [_PNG_SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, int(interlace)))]
-    if icc_profile:
-        parts.append(chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
-    for kind, body in extra_chunks:
-        parts.append(chunk(kind, body))
-
-    comp = zlib.compressobj(compress_level)
-    pending: list = []
-    pending_size = 0
-
-    def feed(block: np.ndarray) -> None:
-        nonlocal pending_size
-        data = comp.compress(block.tobytes())
-        if data:
-            pending.append(data)
-            pending_size += len(data)
-        while pending_size >= _IDAT_SIZE:
-            joined = b"".join(pending)
-            parts.append(chunk(b"IDAT", joined[:_IDAT_SIZE]))
-            rest = joined[_IDAT_SIZE:]
-            pending[:] = [rest] if rest else []
-            pending_size = len(rest)
-
-    def feed_image(img_rows: np.ndarray, row_filters) -> None:
-        n, rb = img_rows.shape
-        step = max(1, (4 << 20) // max(rb, 1))
-        prev = np.zeros(rb, np.uint8)
-        for y0 in range(0, n, step):
-            y1 = min(n, y0 + step)
-            f = row_filters if row_filters is None or isinstance(row_filters, (int, np.integer)) else row_filters[y0:y1]
-            feed(_filter_rows(img_rows[y0:y1], prev, bpp, f))
-            prev = img_rows[y1 - 1]
-
-    if interlace:
-        img = raw.reshape(h, w, bpp)
-        for x0, y0, dx, dy in _ADAM7:
-            sub = img[y0::dy, x0::dx]
-            if sub.size:
-                feed_image(np.ascontiguousarray(sub).reshape(sub.shape[0], -1), filters)
-    else:
-        feed_image(raw, filters)
-    pending.append(comp.flush())
-    joined = b"".join(pending)
-    for i in range(0, len(joined), _IDAT_SIZE):
-        parts.append(chunk(b"IDAT", joined[i:i + _IDAT_SIZE]))
-    parts.append(chunk(b"IEND", b""))
-    return b"".join(parts)
-
-
+def _encode_png16(pixels: np.ndarray, icc_profile: Optional[bytes]) -> bytes:
+    """PNG bytes for HxWxC uint16 pixels, with the ICC profile (if any) in an iCCP chunk after IHDR."""
+    if pixels.shape[2] == 1:  # gray as HxW: imagecodecs refuses the odd stride numpy may give a length-1 axis
+        pixels = pixels[:, :, 0]
+    data = _imagecodecs().png_encode(pixels, level=_PNG16_LEVEL)
+    if not icc_profile:
+        return data
+    body = b"ICC profile\0\0" + zlib.compress(icc_profile)  # name, NUL, compression method 0 (deflate)
+    crc = zlib.crc32(body, zlib.crc32(b"iCCP")) & 0xFFFFFFFF
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", crc)
+    ihdr_end = 8 + 12 + struct.unpack(">I", data[8:12])[0]  # signature, then length+type+body+CRC
+    return data[:ihdr_end] + chunk + data[ihdr_end:]
 # --------------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------------
@@ -592,7 +236,7 @@ def _to_chw_float(arr: np.ndarray, maxval: int) -> torch.Tensor:
 
 
 def _to_loaded(arr: np.ndarray, maxval: int, gray: bool, has_alpha: bool, orientation: int,
-               path: Path, fmt: str, icc: Optional[bytes], transparent: Optional[np.ndarray] = None) -> LoadedImage:
+               path: Path, fmt: str, icc: Optional[bytes]) -> LoadedImage:
     """HxWxC integer array (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) -> LoadedImage."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -600,8 +244,6 @@ def _to_loaded(arr: np.ndarray, maxval: int, gray: bool, has_alpha: bool, orient
     alpha_arr = arr[:, :, -1:] if has_alpha else None
     if alpha_arr is not None and bool((alpha_arr == maxval).all()):
         alpha_arr = None  # an opaque alpha channel: no transparency
-    if transparent is not None:  # tRNS colour key
-        alpha_arr = np.where(transparent, 0, maxval).astype(arr.dtype)[:, :, None]
     rgb = _to_chw_float(_orient(colour, orientation), maxval)
     if rgb.shape[0] == 1:
         rgb = rgb.repeat(3, 1, 1)
@@ -615,21 +257,25 @@ def _to_loaded(arr: np.ndarray, maxval: int, gray: bool, has_alpha: bool, orient
                        source_format=fmt, path=path, icc_profile=icc)
 
 
-def _load_png16(path: Path, max_pixels: Optional[int]) -> LoadedImage:
+def _load_png16(path: Path, width: int, height: int, max_pixels: Optional[int]) -> LoadedImage:
+    try:
+        _check_pixels(width, height, max_pixels)  # from the header: before any pixel is decoded
+    except _PngError as exc:
+        raise _image_error(path, str(exc)) from None
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the file's permissions") from None
     try:
-        png = _read_png(data, max_pixels)
+        pixels = _decode_png16(data)
     except _PngError as exc:
         raise _image_error(path, str(exc)) from None
     except MemoryError:
         raise ImageError(f"not enough memory to decode {path}; close other programs or process a smaller image") from None
-    c = png.pixels.shape[2]
-    return _to_loaded(png.pixels, 65535 if png.bit_depth == 16 else 255, gray=c <= 2, has_alpha=c in (2, 4),
-                      orientation=_exif_orientation(png.exif) if png.exif else 1, path=path, fmt="PNG",
-                      icc=png.icc_profile, transparent=png.transparent)
+    icc, exif = _png16_metadata(path, max_pixels)
+    c = pixels.shape[2]
+    return _to_loaded(pixels, 65535, gray=c <= 2, has_alpha=c in (2, 4),
+                      orientation=_exif_orientation(exif) if exif else 1, path=path, fmt="PNG", icc=icc)
 
 
 def _image_error(path: Path, reason: str) -> ImageError:
@@ -801,7 +447,7 @@ def load_image(path: PathLike, *, max_pixels: Optional[int] = -1) -> LoadedImage
         if w == 0 or h == 0:
             raise _image_error(path, f"zero-size ({w}x{h})")
         if depth == 16:
-            return _load_png16(path, max_pixels)
+            return _load_png16(path, w, h, max_pixels)
     return _load_with_pillow(path, max_pixels)
 
 
@@ -964,7 +610,7 @@ def save_image(
 
     if fmt == "PNG" and bit_depth == 16:
         def write(f):
-            f.write(_encode_png(pixels, icc_profile=icc_profile))
+            f.write(_encode_png16(pixels, icc_profile))
     else:
         from PIL import Image
 
