@@ -1,30 +1,87 @@
 """The shared workflows: every editor (UI) workflow loads with no missing node and its widget
 values in the order the nodes declare them, its API form says the same, a thumbnail sits
-beside it, and every API workflow runs (on tiny checkpoints under the published names)."""
+beside it, no node covers another in the editor, the file names read as titles (the template
+browser shows them), and every API workflow runs (on tiny checkpoints under the published names)."""
 
+import copy
+import dataclasses
 import importlib.util
+import itertools
 import json
 import sys
 
 import pytest
 import torch
-from conftest import one_torch_thread
 from PIL import Image
 
+from conftest import one_torch_thread
 from fake_comfy import (  # noqa: F401 - fixtures
-    CONTROL_VALUES, FRONTEND_NODES, WORKFLOWS, check_value, comfy, declared_inputs, execute_prompt, install_tiny,
-    is_widget, load_json, make_core_nodes, tiny_cache, validate_node_input, validate_prompt, widget_slots,
+    CONTROL_VALUES,
+    FRONTEND_NODES,
+    WORKFLOWS,
+    check_value,
+    comfy,
+    declared_inputs,
+    execute_prompt,
+    install_tiny,
+    is_widget,
+    load_json,
+    make_core_nodes,
+    tiny_cache,
+    validate_node_input,
+    validate_prompt,
+    widget_slots,
     write_test_image,
 )
 
+
+def load_build():
+    spec = importlib.util.spec_from_file_location("resshift_workflows_build", WORKFLOWS / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(build)
+    finally:
+        del sys.modules[spec.name]
+    return build
+
+
+build = load_build()
 UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
-EXPECTED = {"resshift_realsr_x4", "resshift_upscale_one_node", "resshift_bicubic_x4", "resshift_inpainting",
-            "resshift_face_restoration"}
+# editor form (its file name is the template browser's title) -> API form
+EXPECTED = {
+    "ResShift Real-world x4 (modular)": "resshift_realsr_x4",
+    "ResShift Real-world x4 (one node)": "resshift_upscale_one_node",
+    "ResShift Bicubic x4": "resshift_bicubic_x4",
+    "ResShift Inpainting with a mask": "resshift_inpainting",
+    "ResShift Face restoration": "resshift_face_restoration",
+}
+# What the editor (ComfyUI v0.3.64, frontend 1.27.10) drew these nodes at, at least: node.computeSize()
+# after loading the shipped workflows there, title bar not included (LiteGraph draws it above pos).
+EDITOR_MIN_SIZE = {
+    "ResShiftModelLoader": (210, 106),
+    "ResShiftVAELoader": (210, 82),
+    "LoadImage": (214, 326),
+    "ResShiftEncode": (210, 118),
+    "ResShiftSampler": (210, 174),
+    "ResShiftDecode": (210, 102),
+    "ResShiftUpscale": (210, 262),
+    "ResShiftColorFix": (210, 78),
+    "SaveImage": (210, 58),
+    "Note": (210, 88),
+}
+TITLE_H = 30  # LiteGraph.NODE_TITLE_HEIGHT, drawn above pos
+BADGE_H = 20  # the pack's name badge, drawn above a custom node's title
 HOLE = (6, 14, 5, 12)  # transparent rows/cols of the test example.png: the inpainting mask
 INPUT_SIZE = (24, 20)  # width, height
-SCALE = {"resshift_realsr_x4": 4, "resshift_upscale_one_node": 4, "resshift_bicubic_x4": 4,
-         "resshift_inpainting": 1, "resshift_face_restoration": 1}
+SCALE = {
+    "resshift_realsr_x4": 4,
+    "resshift_upscale_one_node": 4,
+    "resshift_bicubic_x4": 4,
+    "resshift_inpainting": 1,
+    "resshift_face_restoration": 1,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +91,7 @@ def one_thread():
 
 
 @pytest.fixture
-def host(comfy, tiny_cache):
+def host(comfy, tiny_cache):  # noqa: F811 - the fixtures imported above
     install_tiny(comfy.models_dir, tiny_cache)
     image = write_test_image(comfy.input_dir / "example.png", INPUT_SIZE, hole=HOLE)
     classes = {**make_core_nodes(comfy.folder_paths), **comfy.nodes}
@@ -42,8 +99,9 @@ def host(comfy, tiny_cache):
 
 
 def test_one_workflow_per_task_in_both_forms_with_thumbnails():
-    assert {p.stem for p in UI_WORKFLOWS} == EXPECTED
-    assert {p.stem for p in API_WORKFLOWS} == EXPECTED
+    assert {p.stem for p in UI_WORKFLOWS} == set(EXPECTED)
+    assert {p.stem for p in API_WORKFLOWS} == set(EXPECTED.values())
+    assert {w.label: w.name for w in build.WORKFLOWS} == EXPECTED
     for path in UI_WORKFLOWS:
         thumb = path.with_suffix(".jpg")
         assert thumb.is_file(), f"{path.name} has no thumbnail"
@@ -76,7 +134,7 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
 
 @pytest.mark.parametrize("path", UI_WORKFLOWS, ids=lambda p: p.stem)
 def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
-    comfy, classes, _ = host
+    _, classes, _ = host
     ui = load_json(path)
     assert ui["version"] == 0.4 and ui["last_node_id"] >= max(n["id"] for n in ui["nodes"])
     assert ui["last_link_id"] >= max((link[0] for link in ui["links"]), default=0)
@@ -85,15 +143,26 @@ def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
     for node in ui["nodes"]:
         kind = node["type"]
         assert kind in classes or kind in FRONTEND_NODES, f"missing node type {kind}"
-        assert {"id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
-                "widgets_values"} <= set(node)
+        assert {
+            "id",
+            "type",
+            "pos",
+            "size",
+            "flags",
+            "order",
+            "mode",
+            "inputs",
+            "outputs",
+            "properties",
+            "widgets_values",
+        } <= set(node)
         if kind in FRONTEND_NODES:
             assert isinstance(node["widgets_values"][0], str)
             continue
         slots = widget_slots(classes[kind])
         values = node.get("widgets_values", [])
         assert len(values) == len(slots), f"{kind}: {len(values)} widget values for {[s[0] for s in slots]}"
-        for (name, input_type, options), value in zip(slots, values):
+        for (name, input_type, options), value in zip(slots, values, strict=True):
             problem = check_value(input_type, options, value)
             assert problem is None, f"{path.name}: {kind}.{name}: {problem}"
         # link inputs: the node's non-widget inputs, in declared order, types as declared
@@ -111,7 +180,7 @@ def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
         assert dst["inputs"][target_slot]["link"] == link_id
         assert classes[src["type"]].RETURN_TYPES[origin_slot] == kind
         assert validate_node_input(kind, dst["inputs"][target_slot]["type"])
-    api = load_json(WORKFLOWS / "api" / path.name)
+    api = load_json(WORKFLOWS / "api" / f"{EXPECTED[path.stem]}.json")
     assert ui_to_api(ui, classes) == {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in api.items()}
 
 
@@ -123,21 +192,82 @@ def test_seed_controls_are_fixed_so_templates_reproduce():
 
 
 def test_build_script_reproduces_the_files():
-    spec = importlib.util.spec_from_file_location("resshift_workflows_build", WORKFLOWS / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = build  # dataclasses look their module up while the file runs
-    try:
-        spec.loader.exec_module(build)
-    finally:
-        del sys.modules[spec.name]
     for workflow in build.WORKFLOWS:
-        assert load_json(WORKFLOWS / f"{workflow.name}.json") == json.loads(json.dumps(build.ui(workflow)))
+        assert load_json(WORKFLOWS / f"{workflow.label}.json") == json.loads(json.dumps(build.ui(workflow)))
         assert load_json(WORKFLOWS / "api" / f"{workflow.name}.json") == json.loads(json.dumps(build.api(workflow)))
+
+
+def editor_box(node: dict) -> tuple:
+    """(left, top, right, bottom) of what the editor draws for a saved node: its size grown to the
+    size the editor computes for it, its title bar and badge above pos."""
+    x, y = node["pos"]
+    min_w, min_h = EDITOR_MIN_SIZE[node["type"]]
+    w, h = max(node["size"][0], min_w), max(node["size"][1], min_h)
+    return x, y - TITLE_H - BADGE_H, x + w, y + h
+
+
+def gap(a: tuple, b: tuple) -> float:
+    """Distance between two boxes along the axis they are apart on (negative: they overlap)."""
+    return max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3])
+
+
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=lambda p: p.stem)
+def test_no_node_covers_another_in_the_editor(path):
+    nodes = load_json(path)["nodes"]
+    for a, b in itertools.combinations(nodes, 2):
+        assert gap(editor_box(a), editor_box(b)) >= build.MIN_GAP, (
+            f"{path.name}: {a['type']} (node {a['id']}) and {b['type']} (node {b['id']}) overlap in the editor"
+        )
+    for node in nodes:  # the saved size is what the editor draws: never smaller than its own minimum
+        assert all(s >= m for s, m in zip(node["size"], EDITOR_MIN_SIZE[node["type"]], strict=True)), node["type"]
+
+
+def test_layout_model_covers_what_the_editor_draws():
+    for kind, (min_w, min_h) in EDITOR_MIN_SIZE.items():
+        x0, y0, x1, y1 = build.drawn_box(build.Node(1, kind, (100, 200), size=(1, 1)))
+        assert x1 - x0 >= min_w and y1 - 200 >= min_h, kind
+        assert y0 <= 200 - TITLE_H - BADGE_H, kind  # title bar and badge above pos
+
+
+def moved(workflow, node_id: int, pos: tuple, size: tuple | None = None):
+    broken = copy.deepcopy(workflow)
+    for i, node in enumerate(broken.nodes):
+        if node.id == node_id:
+            broken.nodes[i] = dataclasses.replace(node, pos=pos, size=size or node.size)
+    return broken
+
+
+def test_an_overlapping_layout_is_refused():
+    bicubic = next(w for w in build.WORKFLOWS if w.name == "resshift_bicubic_x4")
+    save = next(n for n in bicubic.nodes if n.type == "SaveImage")
+    # the reported fault: the note over Save Image's lower-left corner
+    broken = moved(bicubic, 7, (save.pos[0] - 380, save.pos[1] + 360), (640, 140))
+    for refuse in (build.check_layout, build.ui):
+        with pytest.raises(build.LayoutError) as caught:
+            refuse(broken)
+        assert "Note (node 7)" in str(caught.value) and "Save Image (node 5)" in str(caught.value)
+        assert "resshift_bicubic_x4" in str(caught.value)
+    # only the title bar in the way: the note's pos just under Save Image's body
+    below = moved(bicubic, 7, (save.pos[0], save.pos[1] + save.size[1] + 10))
+    with pytest.raises(build.LayoutError, match="Note"):
+        build.check_layout(below)
+    # and far enough under it, it is accepted
+    build.check_layout(moved(bicubic, 7, (save.pos[0], build.below(save))))
+
+
+def test_file_names_read_as_titles():
+    """ComfyUI v0.3.64 lists a pack's templates by file name (/workflow_templates) and its frontend
+    (1.27.10) titles each card with that name: the names are the titles users read."""
+    for path in UI_WORKFLOWS:
+        title = path.stem
+        assert title.startswith("ResShift ") and "_" not in title and len(title) <= 40, title
+        assert load_json(path)["extra"]["info"]["title"] == title
+        assert path.with_suffix(".jpg").is_file()
 
 
 @pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
 def test_api_workflow_runs(host, path):
-    comfy, classes, image = host
+    fake, classes, image = host
     prompt = load_json(path)
     validate_prompt(prompt, classes)
     results = execute_prompt(prompt, classes)
@@ -147,8 +277,8 @@ def test_api_workflow_runs(host, path):
     sf = SCALE[path.stem]
     width, height = INPUT_SIZE
     assert out.shape == (1, height * sf, width * sf, 3)
-    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1 and torch.isfinite(out).all()
-    files = sorted(p for p in (comfy.base / "output").iterdir())
+    assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1 and torch.isfinite(out).all()
+    files = sorted(p for p in (fake.base / "output").iterdir())
     assert len(files) == 1
     with Image.open(files[0]) as img:
         assert img.size == (width * sf, height * sf)
@@ -159,14 +289,14 @@ def test_api_workflow_runs(host, path):
         torch.testing.assert_close(out[0][keep], image[0][keep], atol=1e-6, rtol=0)
         assert not torch.allclose(out[0][~keep], image[0][~keep], atol=1e-3)
     # every node of ours ran with progress, and the chain left nothing half-loaded
-    assert comfy.progress and comfy.progress[-1][0] == comfy.progress[-1][1]
-    assert comfy.mm.current_loaded_models
-    for loaded in comfy.mm.current_loaded_models:
+    assert fake.progress and fake.progress[-1][0] == fake.progress[-1][1]
+    assert fake.mm.current_loaded_models
+    for loaded in fake.mm.current_loaded_models:
         assert loaded.model.fully_loaded()
 
 
 def test_executor_rejects_what_comfyui_rejects(host):
-    comfy, classes, _ = host
+    _, classes, _ = host
     prompt = load_json(WORKFLOWS / "api" / "resshift_realsr_x4.json")
     broken = json.loads(json.dumps(prompt))
     broken["5"]["inputs"]["steps"] = -1
