@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 
 from ..atomic_files import create_temp_beside
+from .errors import ConfigError
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -46,6 +47,20 @@ def save_training_checkpoint(folder: str | Path, state: dict, step: int, keep: i
     steps = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_RE.match(p.name)))
     for _, old in steps[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
+    return path
+
+
+def resume_path(resume: Optional[str], folder: str | Path) -> Optional[Path]:
+    """The checkpoint `--resume` names: None (start afresh), auto (the newest in `folder`, if
+    any) or a path, which must exist."""
+    if resume in (None, "none"):
+        return None
+    if resume == "auto":
+        return latest_checkpoint(folder)
+    path = Path(resume)
+    if not path.is_file():
+        raise ConfigError("--resume", f"{resume} is not a checkpoint file",
+                          f"name a .pt file, or --resume auto (the newest in {folder}) or none")
     return path
 
 

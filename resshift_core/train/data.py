@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..image_io import list_images, load_image
+from .errors import ConfigError
 
 
 def stream_seed(*parts) -> int:
@@ -34,6 +35,18 @@ def generator(seed: int, *parts, device="cpu") -> torch.Generator:
 def _to_uint8(path: Path) -> torch.Tensor:
     rgb = load_image(path).rgb  # 3HW float in [0, 1]
     return (rgb * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def check_crop_sizes(gt_size: int, rescale_size: int, sf: int, paired: bool) -> None:
+    """data.gt_size and data.rescale_size that crops can be made with."""
+    if gt_size < 1:
+        raise ConfigError("data.gt_size", f"= {gt_size} is not a crop side", "for example data.gt_size = 256")
+    if paired and gt_size % sf:
+        raise ConfigError("data.gt_size", f"= {gt_size} is not a multiple of the scale factor {sf} (paired data)",
+                          f"use data.gt_size = {max(sf, gt_size // sf * sf)}")
+    if rescale_size and rescale_size < gt_size:
+        raise ConfigError("data.rescale_size", f"{rescale_size} is smaller than gt_size {gt_size}",
+                          f"use data.rescale_size = 0 (= gt_size) or at least {gt_size}")
 
 
 class CropDataset:
@@ -54,15 +67,11 @@ class CropDataset:
                 raise ValueError(f"{len(missing)} HR images have no LR partner in {lq_dir}, e.g. {missing[0]}")
             self.lq_paths = [by_stem[Path(p).stem] for p in self.paths]
         self.gt_size, self.sf = int(gt_size), int(sf)
-        if self.lq_paths is not None and self.gt_size % self.sf:
-            raise ValueError(f"gt_size {gt_size} must be a multiple of sf {sf} for paired data")
+        check_crop_sizes(self.gt_size, int(rescale_size), self.sf, paired=self.lq_paths is not None)
         self.use_hflip, self.use_rot = use_hflip, use_rot
         # Paired LR/HR data is used as it is: resizing the HR would break the pairing.
         self.rescale_gt = bool(rescale_gt) and self.lq_paths is None
         self.rescale_size = int(rescale_size) or self.gt_size
-        if self.rescale_size < self.gt_size:
-            raise ValueError(f"data.rescale_size {rescale_size} is smaller than gt_size {gt_size}: "
-                             "use 0 (= gt_size) or a side of at least gt_size")
         self.cache = cache
         self._hr: dict[int, torch.Tensor] = {}
         self._lq: dict[int, torch.Tensor] = {}
@@ -190,4 +199,4 @@ def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.T
     return pairs
 
 
-__all__ = ["CropDataset", "load_val_pairs", "generator", "stream_seed"]
+__all__ = ["CropDataset", "check_crop_sizes", "load_val_pairs", "generator", "stream_seed"]
