@@ -255,6 +255,15 @@ def test_an_overlapping_layout_is_refused():
     build.check_layout(moved(bicubic, 7, (save.pos[0], build.below(save))))
 
 
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=lambda p: p.stem)
+def test_the_editor_opens_on_the_whole_workflow(path):
+    ui = load_json(path)
+    view = ui["extra"]["ds"]
+    boxes = [editor_box(n) for n in ui["nodes"]]
+    assert min(b[0] for b in boxes) + view["offset"][0] >= 0 and min(b[1] for b in boxes) + view["offset"][1] >= 0
+    assert max(b[2] for b in boxes) * view["scale"] <= 1500 and max(b[3] for b in boxes) * view["scale"] <= 850
+
+
 def test_file_names_read_as_titles():
     """ComfyUI v0.3.64 lists a pack's templates by file name (/workflow_templates) and its frontend
     (1.27.10) titles each card with that name: the names are the titles users read."""

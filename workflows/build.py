@@ -16,6 +16,7 @@ Every layout is checked before anything is written: no node may cover another in
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,12 +177,12 @@ def loaders(model: str, vae: str) -> list[Node]:
         "ResShiftModelLoader",
         (LEFT, ROW_Y),
         {"model_name": model, "preset": "auto", "dtype": "auto"},
-        size=(340, 110),
+        size=(380, 110),
     )
     vae_node = Node(
-        2, "ResShiftVAELoader", (LEFT, below(model_node)), {"vae_name": vae, "dtype": "auto"}, size=(340, 90)
+        2, "ResShiftVAELoader", (LEFT, below(model_node)), {"vae_name": vae, "dtype": "auto"}, size=(380, 90)
     )
-    image = Node(3, "LoadImage", (LEFT, below(vae_node)), {"image": "example.png", "+upload": "image"}, size=(340, 340))
+    image = Node(3, "LoadImage", (LEFT, below(vae_node)), {"image": "example.png", "+upload": "image"}, size=(380, 340))
     return [model_node, vae_node, image]
 
 
@@ -345,7 +346,7 @@ def view(workflow: Workflow) -> dict:
     """The editor's opening view: the whole workflow at a scale that fits about 1500 x 850 px of canvas."""
     boxes = [drawn_box(n) for n in workflow.nodes]
     right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    scale = round(min(0.9, 1500 / right, 850 / bottom), 2)
+    scale = math.floor(100 * min(0.9, 1500 / right, 850 / bottom)) / 100  # rounded down: it still fits
     return {"scale": scale, "offset": [0, 0]}
 
 
