@@ -4,6 +4,7 @@ import struct
 import sys
 import warnings
 import zlib
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -29,6 +30,11 @@ def chw(arr: np.ndarray, maxval: int) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / maxval).permute(2, 0, 1)
 
 
+def alpha_of(img: LoadedImage) -> torch.Tensor:
+    assert img.alpha is not None, "the image has no transparency"
+    return img.alpha
+
+
 def levels(t: torch.Tensor, maxval: int) -> np.ndarray:
     return np.rint(t.numpy() * maxval).astype(np.int64)
 
@@ -43,8 +49,13 @@ def chunk(kind: bytes, body: bytes) -> bytes:
 def png_file(width, height, depth, ctype, scanlines: bytes, chunks=(), interlace=False) -> bytes:
     """A PNG from its parts, written here so that the reader is tested against files it did not make."""
     ihdr = struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, int(interlace))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + b"".join(chunk(k, b) for k, b in chunks)
-            + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + b"".join(chunk(k, b) for k, b in chunks)
+        + chunk(b"IDAT", zlib.compress(scanlines))
+        + chunk(b"IEND", b"")
+    )
 
 
 def png_bytes(pixels: np.ndarray, chunks=(), interlace=False) -> bytes:
@@ -78,10 +89,11 @@ def test_16bit_png_round_trip_is_exact_to_the_last_bit(tmp_path, channels):
     np.testing.assert_array_equal(imagecodecs.png_decode(out.read_bytes()).reshape(arr.shape), arr)
     img = load_image(out)
     assert img.bit_depth == 16 and img.grayscale == (channels <= 2)
-    np.testing.assert_array_equal(levels(img.rgb[:1 if channels <= 2 else 3], 65535).transpose(1, 2, 0),
-                                  arr[:, :, : 1 if channels <= 2 else 3])
+    np.testing.assert_array_equal(
+        levels(img.rgb[: 1 if channels <= 2 else 3], 65535).transpose(1, 2, 0), arr[:, :, : 1 if channels <= 2 else 3]
+    )
     if alpha is not None:
-        np.testing.assert_array_equal(levels(img.alpha[0], 65535), arr[:, :, -1])
+        np.testing.assert_array_equal(levels(alpha_of(img)[0], 65535), arr[:, :, -1])
 
 
 def test_16bit_gray_agrees_with_pillow_both_ways(tmp_path):
@@ -124,11 +136,11 @@ def test_8bit_png_round_trip_is_exact(tmp_path, channels):
     assert img.rgb.dtype == torch.float32 and img.rgb.shape == (3, 12, 10)
     assert img.bit_depth == 8 and img.source_format == "PNG" and img.path == src
     assert img.grayscale == (channels <= 2)
-    colour = arr[:, :, :1 if channels <= 2 else 3]
+    colour = arr[:, :, : 1 if channels <= 2 else 3]
     np.testing.assert_array_equal(levels(img.rgb, 255), np.broadcast_to(colour, (12, 10, 3)).transpose(2, 0, 1))
     if channels in (2, 4):
-        assert img.alpha.shape == (1, 12, 10)
-        np.testing.assert_array_equal(levels(img.alpha[0], 255), arr[:, :, -1])
+        assert alpha_of(img).shape == (1, 12, 10)
+        np.testing.assert_array_equal(levels(alpha_of(img)[0], 255), arr[:, :, -1])
     else:
         assert img.alpha is None
     out = tmp_path / "out.png"
@@ -149,11 +161,11 @@ def test_16bit_png_round_trip_keeps_values_8bit_cannot_hold(tmp_path, channels):
     src.write_bytes(png_bytes(arr))
     img = load_image(src)
     assert img.bit_depth == 16 and img.grayscale == (channels <= 2) and img.source_format == "PNG"
-    colour = arr[:, :, :1 if channels <= 2 else 3]
+    colour = arr[:, :, : 1 if channels <= 2 else 3]
     np.testing.assert_array_equal(levels(img.rgb, 65535), np.broadcast_to(colour, (9, 14, 3)).transpose(2, 0, 1))
     assert levels(img.rgb[0, 0, 0], 65535) == 1000
     if channels in (2, 4):
-        np.testing.assert_array_equal(levels(img.alpha[0], 65535), arr[:, :, -1])
+        np.testing.assert_array_equal(levels(alpha_of(img)[0], 65535), arr[:, :, -1])
     else:
         assert img.alpha is None
     out = tmp_path / "sub" / "dir" / "out16.png"  # parents are created
@@ -170,7 +182,7 @@ def test_16bit_interlaced_png_loads(tmp_path):
     src.write_bytes(png_bytes(arr, interlace=True))
     img = load_image(src)
     np.testing.assert_array_equal(levels(img.rgb, 65535), arr[:, :, :3].transpose(2, 0, 1))
-    np.testing.assert_array_equal(levels(img.alpha[0], 65535), arr[:, :, 3])
+    np.testing.assert_array_equal(levels(alpha_of(img)[0], 65535), arr[:, :, 3])
 
 
 def test_16bit_colour_key_transparency(tmp_path):
@@ -183,7 +195,7 @@ def test_16bit_colour_key_transparency(tmp_path):
     img = load_image(src)
     expected = np.ones((6, 7))
     expected[2, 3] = 0
-    np.testing.assert_array_equal(img.alpha[0].numpy(), expected)
+    np.testing.assert_array_equal(alpha_of(img)[0].numpy(), expected)
 
 
 def test_rounding_and_clamping(tmp_path):
@@ -213,13 +225,13 @@ def test_grayscale_save_writes_one_channel(tmp_path):
 
 def test_one_by_one_images(tmp_path):
     for arr, name in [(np.array([[[10, 20, 30]]], np.uint8), "a.png"), (np.array([[7]], np.uint8), "b.jpg")]:
-        Image.fromarray(arr if arr.ndim == 2 else arr).save(tmp_path / name)
+        Image.fromarray(arr).save(tmp_path / name)
         img = load_image(tmp_path / name)
         assert img.rgb.shape == (3, 1, 1)
     tiny16 = tmp_path / "c.png"
     tiny16.write_bytes(png_bytes(np.array([[[1000, 2, 65535, 0]]], np.uint16)))
     img = load_image(tiny16)
-    assert img.rgb.shape == (3, 1, 1) and img.alpha.item() == 0
+    assert img.rgb.shape == (3, 1, 1) and alpha_of(img).item() == 0
     save_image(tmp_path / "d.png", img.rgb, img.alpha, bit_depth=16)
     assert load_image(tmp_path / "d.png").rgb.shape == (3, 1, 1)
 
@@ -234,12 +246,12 @@ def test_palette_with_transparency_gives_alpha(tmp_path):
     pal_img.save(tmp_path / "p.png", transparency=1)
     img = load_image(tmp_path / "p.png")
     assert img.alpha is not None and not img.grayscale and img.bit_depth == 8
-    np.testing.assert_array_equal(img.alpha[0].numpy(), np.tile([1, 0, 1, 0], (3, 1)))
+    np.testing.assert_array_equal(alpha_of(img)[0].numpy(), np.tile([1, 0, 1, 0], (3, 1)))
     np.testing.assert_array_equal(levels(img.rgb[:, 0, 0], 255), [255, 0, 0])
     # per-entry alpha (tRNS with several values)
     pal_img.save(tmp_path / "p2.png", transparency=bytes([255, 128, 0]))
     img = load_image(tmp_path / "p2.png")
-    np.testing.assert_array_equal(levels(img.alpha[0, 0], 255), [255, 128, 0, 128])
+    np.testing.assert_array_equal(levels(alpha_of(img)[0, 0], 255), [255, 128, 0, 128])
     # no transparency: no alpha
     pal_img.save(tmp_path / "p3.png")
     assert load_image(tmp_path / "p3.png").alpha is None
@@ -255,7 +267,7 @@ def test_gray_palette_and_gray_key_and_one_bit(tmp_path):
     key.save(tmp_path / "key.png", transparency=10)
     img = load_image(tmp_path / "key.png")
     assert img.grayscale
-    np.testing.assert_array_equal(img.alpha[0].numpy(), [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(alpha_of(img)[0].numpy(), [[1, 0], [1, 0]])
     Image.fromarray(np.array([[True, False]])).save(tmp_path / "bit.png")
     img = load_image(tmp_path / "bit.png")
     assert img.grayscale and img.alpha is None
@@ -311,7 +323,7 @@ def test_exif_orientation_in_16bit_png(tmp_path):
     expected = np.rot90(arr, -1)
     assert img.rgb.shape == (3, 6, 4)
     np.testing.assert_array_equal(levels(img.rgb[0], 65535), expected[:, :, 0])
-    np.testing.assert_array_equal(levels(img.alpha[0], 65535), expected[:, :, 1])
+    np.testing.assert_array_equal(levels(alpha_of(img)[0], 65535), expected[:, :, 1])
 
 
 def test_icc_profile_is_kept(tmp_path):
@@ -332,7 +344,7 @@ def test_icc_profile_is_kept(tmp_path):
 def test_other_formats_load(tmp_path):
     arr = rand((8, 9, 3), np.uint8)
     for name in ("a.bmp", "a.tif", "a.webp"):
-        kwargs = {"lossless": True} if name.endswith("webp") else {}
+        kwargs: dict[str, Any] = {"lossless": True} if name.endswith("webp") else {}
         Image.fromarray(arr).save(tmp_path / name, **kwargs)
         img = load_image(tmp_path / name)
         np.testing.assert_array_equal(levels(img.rgb, 255), arr.transpose(2, 0, 1))
@@ -359,7 +371,7 @@ def test_jpeg_and_webp_output(tmp_path):
     save_image(tmp_path / "noext", rgb, format="png")
     with Image.open(tmp_path / "noext") as im:
         assert im.format == "PNG"
-    with pytest.raises(ImageError, match="only PNG"):
+    with pytest.raises(ImageError, match=r"only PNG"):
         save_image(tmp_path / "x.jpg", rgb, bit_depth=16)
     with pytest.raises(ImageError, match=r"\.png, \.jpg or \.webp"):
         save_image(tmp_path / "x.xyz", rgb)
@@ -369,19 +381,19 @@ def test_jpeg_and_webp_output(tmp_path):
 
 
 def test_missing_folder_and_empty_files(tmp_path):
-    with pytest.raises(ImageError, match="not found.*nope.png"):
+    with pytest.raises(ImageError, match=r"not found.*nope.png"):
         load_image(tmp_path / "nope.png")
-    with pytest.raises(ImageError, match="is a folder"):
+    with pytest.raises(ImageError, match=r"is a folder"):
         load_image(tmp_path)
     (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(ImageError, match="empty.png.*empty"):
+    with pytest.raises(ImageError, match=r"empty.png.*empty"):
         load_image(tmp_path / "empty.png")
 
 
 def test_random_bytes_are_not_an_image(tmp_path):
     path = tmp_path / "noise.jpg"
     path.write_bytes(RNG.integers(0, 256, 500, dtype=np.uint8).tobytes())
-    with pytest.raises(ImageError, match="noise.jpg.*not an image"):
+    with pytest.raises(ImageError, match=r"noise.jpg.*not an image"):
         load_image(path)
 
 
@@ -390,7 +402,7 @@ def test_truncated_files_raise_image_error(tmp_path, kind):
     yy, xx = np.mgrid[0:64, 0:64]
     arr = np.stack([xx * 4, yy * 4, (xx + yy) * 2], 2).astype(np.uint8)
     arr = arr + RNG.integers(0, 3, arr.shape, dtype=np.uint8)
-    path = tmp_path / f"cut.{ 'png' if kind.startswith('png') else kind}"
+    path = tmp_path / f"cut.{'png' if kind.startswith('png') else kind}"
     if kind == "png16":
         data = png_bytes(arr.astype(np.uint16) * 257)
     else:
@@ -407,11 +419,11 @@ def test_corrupt_16bit_png(tmp_path):
     data = bytearray(png_bytes(rand((8, 8, 3), np.uint16)))
     data[60] ^= 0xFF  # inside the image data: checksum mismatch
     (tmp_path / "bad.png").write_bytes(bytes(data))
-    with pytest.raises(ImageError, match="bad.png is corrupt .*re-download or re-export"):
+    with pytest.raises(ImageError, match=r"bad.png is corrupt .*re-download or re-export"):
         load_image(tmp_path / "bad.png")
     body = b"\x07" + b"\0" * 6  # filter type 7 does not exist
     (tmp_path / "filt.png").write_bytes(png_file(1, 1, 16, 2, body))
-    with pytest.raises(ImageError, match="filt.png is corrupt .*filter"):
+    with pytest.raises(ImageError, match=r"filt.png is corrupt .*filter"):
         load_image(tmp_path / "filt.png")
 
 
@@ -423,7 +435,7 @@ def test_16bit_png_with_a_damaged_metadata_chunk_still_loads(tmp_path):
     (tmp_path / "good.png").write_bytes(good)
     assert load_image(tmp_path / "good.png").icc_profile == FAKE_RGB_ICC
     at = good.index(b"iCCP") + 10
-    (tmp_path / "meta.png").write_bytes(good[:at] + bytes([good[at] ^ 1]) + good[at + 1:])
+    (tmp_path / "meta.png").write_bytes(good[:at] + bytes([good[at] ^ 1]) + good[at + 1 :])
     img = load_image(tmp_path / "meta.png")
     assert img.icc_profile is None
     np.testing.assert_array_equal(levels(img.rgb, 65535), arr.transpose(2, 0, 1))
@@ -440,6 +452,7 @@ def test_truncated_16bit_png_raises_image_error(tmp_path, keep):
 
 def test_huge_declared_16bit_png_is_refused_before_decoding(tmp_path, monkeypatch):
     """A 100000x100000 header (60 GB of pixels) in a file of 70 bytes: refused from the header."""
+
     def decode(*args, **kwargs):
         raise AssertionError("the pixels were decoded")
 
@@ -455,21 +468,21 @@ def test_16bit_gray_colour_key_gives_alpha_and_interlaced_gray_alpha_loads(tmp_p
     (tmp_path / "key16.png").write_bytes(png_bytes(arr, chunks=[(b"tRNS", struct.pack(">H", 4321))]))
     img = load_image(tmp_path / "key16.png")
     assert img.grayscale and img.bit_depth == 16
-    np.testing.assert_array_equal(img.alpha[0].numpy(), (arr != 4321).astype(np.float32))
+    np.testing.assert_array_equal(alpha_of(img)[0].numpy(), (arr != 4321).astype(np.float32))
     ga = rand((11, 13, 2), np.uint16)
     ga[0, 0, 1] = 0
     (tmp_path / "ga16.png").write_bytes(png_bytes(ga, interlace=True))
     img = load_image(tmp_path / "ga16.png")
     np.testing.assert_array_equal(levels(img.rgb, 65535), np.broadcast_to(ga[:, :, :1], (11, 13, 3)).transpose(2, 0, 1))
-    np.testing.assert_array_equal(levels(img.alpha[0], 65535), ga[:, :, 1])
+    np.testing.assert_array_equal(levels(alpha_of(img)[0], 65535), ga[:, :, 1])
 
 
 def test_16bit_png_without_imagecodecs_says_what_to_install(tmp_path, monkeypatch):
     (tmp_path / "p16.png").write_bytes(png_bytes(rand((2, 3, 3), np.uint16)))
     monkeypatch.setitem(sys.modules, "imagecodecs", None)  # `import imagecodecs` now fails
-    with pytest.raises(ImageError, match="pip install imagecodecs"):
+    with pytest.raises(ImageError, match=r"pip install imagecodecs"):
         load_image(tmp_path / "p16.png")
-    with pytest.raises(ImageError, match="pip install imagecodecs"):
+    with pytest.raises(ImageError, match=r"pip install imagecodecs"):
         save_image(tmp_path / "o16.png", torch.rand(3, 2, 3), bit_depth=16)
     assert [p.name for p in tmp_path.iterdir()] == ["p16.png"]
 
@@ -477,7 +490,7 @@ def test_16bit_png_without_imagecodecs_says_what_to_install(tmp_path, monkeypatc
 @pytest.mark.parametrize("depth", [8, 16])
 def test_zero_size_png(tmp_path, depth):
     (tmp_path / "zero.png").write_bytes(png_file(0, 5, depth, 2, b""))
-    with pytest.raises(ImageError, match="zero.png.*zero width or height"):
+    with pytest.raises(ImageError, match=r"zero.png.*zero width or height"):
         load_image(tmp_path / "zero.png")
 
 
@@ -496,11 +509,11 @@ def test_size_limit_replaces_pillows_bomb_check(tmp_path, monkeypatch):
         assert load_image(tmp_path / "big.png").rgb.shape == (3, 30, 40)
     assert Image.MAX_IMAGE_PIXELS == 100  # restored
     for name in ("big.png", "big16.png"):
-        with pytest.raises(ImageError, match=f"{name}.*too large.*RESSHIFT_MAX_PIXELS"):
+        with pytest.raises(ImageError, match=rf"{name}.*too large.*RESSHIFT_MAX_PIXELS"):
             load_image(tmp_path / name, max_pixels=1000)
         assert load_image(tmp_path / name, max_pixels=None).rgb.shape == (3, 30, 40)
         monkeypatch.setenv("RESSHIFT_MAX_PIXELS", "500")
-        with pytest.raises(ImageError, match="too large"):
+        with pytest.raises(ImageError, match=r"too large"):
             load_image(tmp_path / name)
         monkeypatch.setenv("RESSHIFT_MAX_PIXELS", "none")
         assert load_image(tmp_path / name).rgb.shape == (3, 30, 40)
@@ -516,7 +529,7 @@ def test_non_finite_values_are_refused_and_nothing_is_written(tmp_path, bad, whe
     rgb = torch.rand(3, 4, 4)
     alpha = torch.rand(1, 4, 4)
     (rgb if where == "rgb" else alpha)[0, 1, 2] = bad
-    with pytest.raises(ImageError, match="NaN|infinite"):
+    with pytest.raises(ImageError, match=r"NaN|infinite"):
         save_image(tmp_path / "out.png", rgb, alpha, bit_depth=16)
     assert list(tmp_path.iterdir()) == []
 
@@ -537,12 +550,11 @@ def test_save_leaves_no_temporary_files_and_replaces_atomically(tmp_path, monkey
 
     for depth, owner, name in [(16, imagecodecs, "png_encode"), (8, Image.Image, "save")]:
         monkeypatch.setattr(owner, name, explode)
-        with pytest.raises(ImageError, match="out.png.*No space left"):
+        with pytest.raises(ImageError, match=r"out.png.*No space left"):
             save_image(out, torch.zeros(3, 4, 4), bit_depth=depth)
         assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
         assert load_image(out).rgb.min() == 1.0  # the old file is untouched
         monkeypatch.undo()
-
 
 
 def test_an_interrupted_save_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
@@ -562,11 +574,11 @@ def test_an_interrupted_save_leaves_the_old_file_and_no_partial_one(tmp_path, mo
 
 
 def test_bad_tensors_are_refused(tmp_path):
-    with pytest.raises(ImageError, match="1 or 3 channels"):
+    with pytest.raises(ImageError, match=r"1 or 3 channels"):
         save_image(tmp_path / "x.png", torch.rand(4, 3, 3))
-    with pytest.raises(ImageError, match="floating point"):
+    with pytest.raises(ImageError, match=r"floating point"):
         save_image(tmp_path / "x.png", torch.zeros(3, 3, 3, dtype=torch.uint8))
-    with pytest.raises(ImageError, match="alpha must be"):
+    with pytest.raises(ImageError, match=r"alpha must be"):
         save_image(tmp_path / "x.png", torch.rand(3, 3, 3), torch.rand(1, 2, 3))
     assert list(tmp_path.iterdir()) == []
     # batch of one and half precision are fine
@@ -578,18 +590,28 @@ def test_bad_tensors_are_refused(tmp_path):
 
 def test_list_images(tmp_path):
     root = tmp_path / "photos"
-    for rel in ["b.png", "a.JPG", "c.webp", "notes.txt", ".hidden.png", "sub/d.tif", "sub/e.bmp",
-                ".git/x.png", "sub/deeper/f.jpeg", "a.png.tmp"]:
+    for rel in [
+        "b.png",
+        "a.JPG",
+        "c.webp",
+        "notes.txt",
+        ".hidden.png",
+        "sub/d.tif",
+        "sub/e.bmp",
+        ".git/x.png",
+        "sub/deeper/f.jpeg",
+        "a.png.tmp",
+    ]:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
-    got = [p.relative_to(root).as_posix() for p in list_images([root])]
-    assert got == ["a.JPG", "b.png", "c.webp", "sub/d.tif", "sub/deeper/f.jpeg", "sub/e.bmp"]  # by path component
+    names = [p.relative_to(root).as_posix() for p in list_images([root])]
+    assert names == ["a.JPG", "b.png", "c.webp", "sub/d.tif", "sub/deeper/f.jpeg", "sub/e.bmp"]  # by path component
     assert [p.name for p in list_images([root], recursive=False)] == ["a.JPG", "b.png", "c.webp"]
     # files are kept as given, in order, without duplicates
     got = list_images([root / "notes.txt", root, root / "b.png"])
     assert got[0] == root / "notes.txt" and got.count(root / "b.png") == 1 and len(got) == 7
     assert list_images(str(root / "c.webp")) == [root / "c.webp"]
-    with pytest.raises(ImageError, match="not found.*missing"):
+    with pytest.raises(ImageError, match=r"not found.*missing"):
         list_images([root, tmp_path / "missing"])
     assert list_images([tmp_path / "photos" / "sub" / "deeper"]) == [root / "sub/deeper/f.jpeg"]
