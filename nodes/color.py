@@ -8,8 +8,10 @@ from . import runtime
 
 
 class ResShiftColorFix:
-    DESCRIPTION = ("Corrects the colours of a restored or upscaled image against its input (resized "
-                   "bicubically to the result's size), as StableSR/SUPIR-style upscalers do.")
+    DESCRIPTION = (
+        "Corrects the colours of a restored or upscaled image against its input (resized "
+        "bicubically to the result's size), as StableSR/SUPIR-style upscalers do."
+    )
     CATEGORY = "ResShift"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -21,13 +23,21 @@ class ResShiftColorFix:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The restored (e.g. upscaled) images."}),
-                "reference": ("IMAGE", {"tooltip": "The images they were made from (any size): their colours "
-                                                   "are kept. One for the batch or one per image."}),
-                "method": (list(METHODS), {
-                    "default": "wavelet",
-                    "tooltip": "'wavelet': the image's high frequencies on the reference's low frequencies; "
-                               "'adain': match each channel's mean and standard deviation; 'none': unchanged.",
-                }),
+                "reference": (
+                    "IMAGE",
+                    {
+                        "tooltip": "The images they were made from (any size): their colours "
+                        "are kept. One for the batch or one per image."
+                    },
+                ),
+                "method": (
+                    list(METHODS),
+                    {
+                        "default": "wavelet",
+                        "tooltip": "'wavelet': the image's high frequencies on the reference's low frequencies; "
+                        "'adain': match each channel's mean and standard deviation; 'none': unchanged.",
+                    },
+                ),
             }
         }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from resshift_core import registry
 from resshift_core.download import PARTIAL_SUFFIX, fetch_checkpoint
@@ -48,7 +47,7 @@ def download_progress():
     """A progress callback that drives a ComfyUI progress bar (bytes) and can be interrupted."""
     bar = host.progress_bar(100)
 
-    def progress(done: int, total: Optional[int]) -> None:
+    def progress(done: int, total: int | None) -> None:
         host.check_interrupt()
         bar.update_absolute(done, total if total else max(done, 1))
 
@@ -73,7 +72,9 @@ def resolve(name: str, part: str) -> Path:
         return Path(path)
     if entry is None:
         folders = ", ".join(host.model_folders())
-        raise CheckpointError(f"{name} is not in the ResShift model folders ({folders}); put it there or pick another file.")
+        raise CheckpointError(
+            f"{name} is not in the ResShift model folders ({folders}); put it there or pick another file."
+        )
     found = find_published(entry, host.model_folders())
     if found is not None:
         return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
 
@@ -66,11 +66,12 @@ def model_files() -> list[str]:
     return folder_paths().get_filename_list(MODELS_FOLDER)
 
 
-def model_file_path(name: str) -> Optional[str]:
+def model_file_path(name: str) -> str | None:
     return folder_paths().get_full_path(MODELS_FOLDER, name)
 
 
 # -- devices, dtypes -----------------------------------------------------------------------------
+
 
 def intermediate_device() -> torch.device:
     return mm().intermediate_device()
@@ -85,8 +86,9 @@ def pick_dtype(part: str, choice: str, parameters: int) -> torch.dtype:
         return dtype_from_name(choice)
     m = mm()
     if part == "unet":
-        return m.unet_dtype(device=m.get_torch_device(), model_params=parameters,
-                            supported_dtypes=[torch.bfloat16, torch.float32])
+        return m.unet_dtype(
+            device=m.get_torch_device(), model_params=parameters, supported_dtypes=[torch.bfloat16, torch.float32]
+        )
     return m.vae_dtype(device=m.vae_device(), allowed_dtypes=[])
 
 
@@ -171,7 +173,7 @@ def progress_bar(total: int):
     return comfy_utils().ProgressBar(max(1, int(total)))
 
 
-def preview_size() -> Optional[int]:
+def preview_size() -> int | None:
     """The host's preview size, or None when the user turned sampler previews off
     (`--preview-method none`, ComfyUI's default)."""
     try:

@@ -34,33 +34,49 @@ class ResShiftModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model_name": (files.choices("unet"), {
-                    "tooltip": "A checkpoint in models/resshift, or a published one by file name: "
-                               "those not on disk yet are downloaded there when first run.",
-                }),
-                "preset": (["auto"] + registry.preset_names(), {
-                    "default": "auto",
-                    "tooltip": "Diffusion settings (task, scale factor, steps, noise schedule). 'auto' "
-                               "takes them from the file's metadata, the published model's name or its "
-                               "layout; choose one for a file that is not recognised (e.g. the 15-step "
-                               "v1/v2 real-world models renamed).",
-                }),
-                "dtype": (DTYPE_CHOICES, {
-                    "default": "auto",
-                    "tooltip": "Weight and compute precision. 'auto' follows ComfyUI (bf16 on GPUs that "
-                               "run it well, else fp32; --fp16-unet/--bf16-unet/--fp32-unet apply).",
-                }),
+                "model_name": (
+                    files.choices("unet"),
+                    {
+                        "tooltip": "A checkpoint in models/resshift, or a published one by file name: "
+                        "those not on disk yet are downloaded there when first run.",
+                    },
+                ),
+                "preset": (
+                    ["auto", *registry.preset_names()],
+                    {
+                        "default": "auto",
+                        "tooltip": "Diffusion settings (task, scale factor, steps, noise schedule). 'auto' "
+                        "takes them from the file's metadata, the published model's name or its "
+                        "layout; choose one for a file that is not recognised (e.g. the 15-step "
+                        "v1/v2 real-world models renamed).",
+                    },
+                ),
+                "dtype": (
+                    DTYPE_CHOICES,
+                    {
+                        "default": "auto",
+                        "tooltip": "Weight and compute precision. 'auto' follows ComfyUI (bf16 on GPUs that "
+                        "run it well, else fp32; --fp16-unet/--bf16-unet/--fp32-unet apply).",
+                    },
+                ),
             }
         }
 
     def load(self, model_name, preset="auto", dtype="auto"):
         path = files.resolve(model_name, "unet")
-        handle = runtime.load_network(path, "unet", dtype, None if preset == "auto" else preset,
-                                      model_name, _parameters_hint(path, model_name))
+        handle = runtime.load_network(
+            path, "unet", dtype, None if preset == "auto" else preset, model_name, _parameters_hint(path, model_name)
+        )
         p = handle.preset
         runtime.host.log.info(
-            "ResShift: %s: %s x%d, %d steps (preset %s from %s), %s", model_name, p.task, p.sf, p.steps,
-            p.name, handle.loaded.preset_source, str(handle.dtype).replace("torch.", ""),
+            "ResShift: %s: %s x%d, %d steps (preset %s from %s), %s",
+            model_name,
+            p.task,
+            p.sf,
+            p.steps,
+            p.name,
+            handle.loaded.preset_source,
+            str(handle.dtype).replace("torch.", ""),
         )
         return (handle,)
 
@@ -81,15 +97,21 @@ class ResShiftVAELoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "vae_name": (files.choices("autoencoder"), {
-                    "tooltip": "A VQGAN checkpoint in models/resshift, or a published one by file name: "
-                               "those not on disk yet are downloaded there when first run.",
-                }),
-                "dtype": (DTYPE_CHOICES, {
-                    "default": "auto",
-                    "tooltip": "Weight and compute precision. 'auto' follows ComfyUI's VAE setting "
-                               "(fp32 unless --fp16-vae/--bf16-vae is given).",
-                }),
+                "vae_name": (
+                    files.choices("autoencoder"),
+                    {
+                        "tooltip": "A VQGAN checkpoint in models/resshift, or a published one by file name: "
+                        "those not on disk yet are downloaded there when first run.",
+                    },
+                ),
+                "dtype": (
+                    DTYPE_CHOICES,
+                    {
+                        "default": "auto",
+                        "tooltip": "Weight and compute precision. 'auto' follows ComfyUI's VAE setting "
+                        "(fp32 unless --fp16-vae/--bf16-vae is given).",
+                    },
+                ),
             }
         }
 
@@ -97,6 +119,11 @@ class ResShiftVAELoader:
         path = files.resolve(vae_name, "autoencoder")
         handle = runtime.load_network(path, "autoencoder", dtype, None, vae_name, _parameters_hint(path, vae_name))
         cfg = handle.config
-        runtime.host.log.info("ResShift: %s: VQGAN f%d, %d-channel latent, %s", vae_name, cfg.downsample_factor,
-                              cfg.latent_channels, str(handle.dtype).replace("torch.", ""))
+        runtime.host.log.info(
+            "ResShift: %s: VQGAN f%d, %d-channel latent, %s",
+            vae_name,
+            cfg.downsample_factor,
+            cfg.latent_channels,
+            str(handle.dtype).replace("torch.", ""),
+        )
         return (handle,)

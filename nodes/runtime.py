@@ -12,14 +12,17 @@ that computes where the host put that network and leaves the networks where they
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any
 
 import torch
 
 from resshift_core.checkpoints.loading import LoadedModel, load_unet, load_vae
 from resshift_core.devices import channels_last_for
 from resshift_core.errors import InputError
+from resshift_core.models.unet import UNetConfig
+from resshift_core.models.vqgan import VQGANConfig
 from resshift_core.pairing import check_pair, check_same_vae
 from resshift_core.pipeline import SEED_LIMIT, Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
@@ -45,11 +48,11 @@ def skeleton(loaded: LoadedModel) -> LoadedModel:
 @dataclass(eq=False)
 class NetworkHandle:
     loaded: LoadedModel
-    patcher: object
+    patcher: Any  # ComfyUI's ModelPatcher (no type stubs)
     dtype: torch.dtype
     name: str
     channels_last: bool = True
-    _skeleton: Optional[LoadedModel] = field(default=None, repr=False)
+    _skeleton: LoadedModel | None = field(default=None, repr=False)
 
     @property
     def skeleton(self) -> LoadedModel:
@@ -57,24 +60,36 @@ class NetworkHandle:
             self._skeleton = skeleton(self.loaded)
         return self._skeleton
 
-    @property
-    def config(self):
-        return self.loaded.config
-
 
 class ModelHandle(NetworkHandle):
     """RESSHIFT_MODEL: a ResShift UNet and its diffusion preset."""
 
     @property
+    def config(self) -> UNetConfig:
+        config = self.loaded.config
+        if not isinstance(config, UNetConfig):
+            raise InputError(f"{self.name} is not a ResShift model (UNet): load it with Load ResShift VAE")
+        return config
+
+    @property
     def preset(self) -> DiffusionPreset:
+        if self.loaded.preset is None:
+            raise InputError(f"{self.name} has no diffusion preset: choose one in Load ResShift Model")
         return self.loaded.preset
 
 
 class VAEHandle(NetworkHandle):
     """RESSHIFT_VAE: a VQGAN autoencoder."""
 
+    @property
+    def config(self) -> VQGANConfig:
+        config = self.loaded.config
+        if not isinstance(config, VQGANConfig):
+            raise InputError(f"{self.name} is not a VQGAN: load it with Load ResShift Model")
+        return config
 
-def load_network(path, part: str, dtype_choice: str, preset: Optional[str], name: str, parameters_hint: int):
+
+def load_network(path, part: str, dtype_choice: str, preset: str | None, name: str, parameters_hint: int):
     dtype = host.pick_dtype(part, dtype_choice, parameters_hint)
     device = host.offload_device(part)
     channels_last = channels_last_for(host.mm().get_torch_device())
@@ -84,7 +99,7 @@ def load_network(path, part: str, dtype_choice: str, preset: Optional[str], name
         else:
             loaded = load_vae(str(path), device=device, dtype=dtype)
         if channels_last:
-            loaded.model.to(memory_format=torch.channels_last)
+            loaded.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     patcher = host.make_patcher(loaded.model, part)
     cls = ModelHandle if part == "unet" else VAEHandle
     return cls(loaded=loaded, patcher=patcher, dtype=dtype, name=name, channels_last=channels_last)
@@ -101,11 +116,11 @@ class ResShiftLatent:
     z_y: torch.Tensor  # the encoded (upsampled) LR condition the chain starts from
     prepared: Prepared  # the padded LR image (and mask) in [-1, 1], padding, scale factor
     unet: LoadedModel  # skeletons of the networks it was made for
-    vae: Optional[LoadedModel]
+    vae: LoadedModel | None
     preset: DiffusionPreset
     sampled: bool = False
-    seeds: Optional[list] = None
-    preview: Optional[LinearPreview] = None  # latent -> RGB for the sampler's step previews
+    seeds: list | None = None
+    preview: LinearPreview | None = None  # latent -> RGB for the sampler's step previews
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -119,8 +134,16 @@ class ResShiftLatent:
 # -- pipelines over host-placed networks ----------------------------------------------------------
 
 
-def stage_pipeline(unet: LoadedModel, vae: Optional[LoadedModel], preset: DiffusionPreset, device, dtype,
-                   channels_last: bool, patcher=None, memory_required: int = 0) -> ResShiftPipeline:
+def stage_pipeline(
+    unet: LoadedModel,
+    vae: LoadedModel | None,
+    preset: DiffusionPreset,
+    device,
+    dtype,
+    channels_last: bool,
+    patcher=None,
+    memory_required: int = 0,
+) -> ResShiftPipeline:
     """A pipeline computing on `device` in `dtype` that leaves both networks where the host put
     them; its out-of-memory retries free memory through the host (ComfyUI's soft_empty_cache, and
     a reload request that makes it unload other models while keeping ours)."""
@@ -129,15 +152,28 @@ def stage_pipeline(unet: LoadedModel, vae: Optional[LoadedModel], preset: Diffus
         _log_retry(stage, smaller)
         host.after_oom([patcher] if patcher is not None else [], memory_required)
 
-    return ResShiftPipeline(unet, vae, preset=preset, device=device, dtype=dtype, channels_last=channels_last,
-                            place_models=False, oom_check=host.is_oom, on_out_of_memory=on_out_of_memory,
-                            vae_hint=VAE_HINT)
+    return ResShiftPipeline(
+        unet,
+        vae,
+        preset=preset,
+        device=device,
+        dtype=dtype,
+        channels_last=channels_last,
+        place_models=False,
+        oom_check=host.is_oom,
+        on_out_of_memory=on_out_of_memory,
+        vae_hint=VAE_HINT,
+    )
 
 
 def _log_retry(stage: str, smaller: TilingConfig) -> None:
-    host.log.warning("ResShift: out of memory in the %s; retrying with smaller tiles (%s)", stage,
-                     f"tile {smaller.tile}, batch {smaller.batch}" if stage == "unet"
-                     else f"VAE tile {smaller.vae_tile}, batch {smaller.vae_batch}")
+    host.log.warning(
+        "ResShift: out of memory in the %s; retrying with smaller tiles (%s)",
+        stage,
+        f"tile {smaller.tile}, batch {smaller.batch}"
+        if stage == "unet"
+        else f"VAE tile {smaller.vae_tile}, batch {smaller.vae_batch}",
+    )
 
 
 def tiling_for(pipe: ResShiftPipeline, tile: int = 0, overlap: int = 0, vae_tile: int = 0) -> TilingConfig:
@@ -150,7 +186,7 @@ def tiling_for(pipe: ResShiftPipeline, tile: int = 0, overlap: int = 0, vae_tile
 # -- image conversion ---------------------------------------------------------------------------
 
 
-def image_to_nchw(image: torch.Tensor) -> torch.Tensor:
+def image_to_nchw(image: object) -> torch.Tensor:
     """ComfyUI IMAGE (B x H x W x C in [0, 1]) -> B x 3 x H x W float32 (alpha dropped, grey tripled)."""
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4):
         raise InputError(f"expected an IMAGE batch (B x H x W x C), got {getattr(image, 'shape', type(image))}")
@@ -178,7 +214,8 @@ def seeds_for(seed: int, batch: int) -> list[int]:
 def _to_host(prepared: Prepared) -> Prepared:
     device = host.intermediate_device()
     return dataclasses.replace(
-        prepared, lq=prepared.lq.to(device),
+        prepared,
+        lq=prepared.lq.to(device),
         mask=None if prepared.mask is None else prepared.mask.to(device),
     )
 
@@ -186,13 +223,15 @@ def _to_host(prepared: Prepared) -> Prepared:
 # -- the stages ---------------------------------------------------------------------------------
 
 
-def check_handles(model: ModelHandle, vae: Optional[VAEHandle]) -> None:
-    check_pair(model.config, model.preset, None if vae is None else vae.config, model_name=model.name,
-               vae_hint=VAE_HINT)
+def check_handles(model: ModelHandle, vae: VAEHandle | None) -> None:
+    check_pair(
+        model.config, model.preset, None if vae is None else vae.config, model_name=model.name, vae_hint=VAE_HINT
+    )
 
 
-def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, mask: Optional[torch.Tensor] = None,
-           vae_tile: int = 0) -> ResShiftLatent:
+def encode(
+    model: ModelHandle, vae: VAEHandle | None, image: torch.Tensor, mask: torch.Tensor | None = None, vae_tile: int = 0
+) -> ResShiftLatent:
     check_handles(model, vae)
     images = image_to_nchw(image)
     masks = mask  # read by the core's one mask rule (inpaint_masks)
@@ -202,22 +241,29 @@ def encode(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, ma
         prepared = pipe.prepare(images, masks)
         z_y = pipe.encode(prepared)
     else:
-        pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, vae.patcher.load_device, vae.dtype,
-                              vae.channels_last)
+        pipe = stage_pipeline(
+            model.skeleton, vae.loaded, model.preset, vae.patcher.load_device, vae.dtype, vae.channels_last
+        )
         multiple = pipe.lr_multiple
         height, width = (round_up(n, multiple) for n in images.shape[-2:])
         pixels = images.shape[0] * pipe.lr_to_latent(height) * pipe.lr_to_latent(width)
         memory = pipe.activation_bytes("vae", pixels, tiling_for(pipe, vae_tile=vae_tile))
         device = host.load(vae.patcher, memory)
-        pipe = stage_pipeline(model.skeleton, vae.loaded, model.preset, device, vae.dtype, vae.channels_last,
-                              vae.patcher, memory)
+        pipe = stage_pipeline(
+            model.skeleton, vae.loaded, model.preset, device, vae.dtype, vae.channels_last, vae.patcher, memory
+        )
         prepared = pipe.prepare(images, masks)
         z_y = pipe.encode(prepared, tiling_for(pipe, vae_tile=vae_tile))
     out = host.intermediate_device()
     preview = LinearPreview.identity() if vae is None else LinearPreview.fit(z_y, prepared.lq)
     return ResShiftLatent(
-        samples=z_y.to(out), z_y=z_y.to(out), prepared=_to_host(prepared), unet=model.skeleton,
-        vae=None if vae is None else vae.skeleton, preset=model.preset, preview=preview,
+        samples=z_y.to(out),
+        z_y=z_y.to(out),
+        prepared=_to_host(prepared),
+        unet=model.skeleton,
+        vae=None if vae is None else vae.skeleton,
+        preset=model.preset,
+        preview=preview,
     )
 
 
@@ -236,8 +282,15 @@ def _check_latent_for_model(model: ModelHandle, latent: ResShiftLatent) -> None:
         )
 
 
-def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0, tile: int = 0, overlap: int = 0,
-           progress: Optional[Callable[[int, Optional[tuple]], None]] = None) -> ResShiftLatent:
+def sample(
+    model: ModelHandle,
+    latent: ResShiftLatent,
+    seed: int,
+    steps: int = 0,
+    tile: int = 0,
+    overlap: int = 0,
+    progress: Callable[[int, tuple | None], None] | None = None,
+) -> ResShiftLatent:
     """The reverse chain; `progress(steps_done, preview)` after every step, the preview (the x0
     estimate of the first image, in the host's format) only when the host has previews on."""
     _check_latent_for_model(model, latent)
@@ -249,18 +302,22 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     probe = tiling_for(pipe, tile, overlap)
     memory = pipe.activation_bytes("unet", int(latent.z_y.shape[-2] * latent.z_y.shape[-1]) * latent.batch_size, probe)
     device = host.load(model.patcher, memory)
-    pipe = stage_pipeline(model.loaded, latent.vae, preset, device, model.dtype, model.channels_last,
-                          model.patcher, memory)
+    pipe = stage_pipeline(
+        model.loaded, latent.vae, preset, device, model.dtype, model.channels_last, model.patcher, memory
+    )
     tiling = tiling_for(pipe, tile, overlap)
     z_y = latent.z_y
     prepared = latent.prepared
 
-    size = host.preview_size() if progress is not None and latent.preview is not None else None
+    preview_map = latent.preview
+    size = host.preview_size() if progress is not None and preview_map is not None else None
 
     def callback(info: StepInfo) -> None:
         host.check_interrupt()
         if progress is not None:
-            preview = None if size is None else host.preview_image(latent.preview(info.denoised, size), size)
+            preview = None
+            if size is not None and preview_map is not None:
+                preview = host.preview_image(preview_map(info.denoised, size), size)
             progress(info.index + 1, preview)
 
     # An out-of-memory error inside a step is retried there with smaller tiles (same noise field).
@@ -268,12 +325,16 @@ def sample(model: ModelHandle, latent: ResShiftLatent, seed: int, steps: int = 0
     return dataclasses.replace(latent, samples=z0.to(host.intermediate_device()), sampled=True, seeds=seeds)
 
 
-def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, fix: str = "none") -> torch.Tensor:
+def decode(vae: VAEHandle | None, latent: ResShiftLatent, vae_tile: int = 0, fix: str = "none") -> torch.Tensor:
     """The latent's images at exactly sf x the input size, B x H x W x 3 in [0, 1]."""
     if not isinstance(latent, ResShiftLatent):
         raise InputError("expected a RESSHIFT_LATENT from ResShift Encode or ResShift Sampler")
-    check_same_vae(None if vae is None else vae.config, None if latent.vae is None else latent.vae.config,
-                   name=vae.name if vae is not None else "")
+    used = None if latent.vae is None else latent.vae.config
+    check_same_vae(
+        None if vae is None else vae.config,
+        used if isinstance(used, VQGANConfig) else None,
+        name=vae.name if vae is not None else "",
+    )
     host.check_interrupt()
     prepared = latent.prepared
     if vae is None:
@@ -281,13 +342,16 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
         pipe = stage_pipeline(latent.unet, None, latent.preset, device, torch.float32, False)
         decoded = pipe.decode_raw(latent.samples, prepared)
     else:
-        pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, vae.patcher.load_device, vae.dtype, vae.channels_last)
+        pipe = stage_pipeline(
+            latent.unet, vae.loaded, latent.preset, vae.patcher.load_device, vae.dtype, vae.channels_last
+        )
         probe = tiling_for(pipe, vae_tile=vae_tile)
         z = latent.samples
         memory = pipe.activation_bytes("vae", int(z.shape[-2] * z.shape[-1]) * z.shape[0], probe)
         device = host.load(vae.patcher, memory)
-        pipe = stage_pipeline(latent.unet, vae.loaded, latent.preset, device, vae.dtype, vae.channels_last,
-                              vae.patcher, memory)
+        pipe = stage_pipeline(
+            latent.unet, vae.loaded, latent.preset, device, vae.dtype, vae.channels_last, vae.patcher, memory
+        )
         tiling = tiling_for(pipe, vae_tile=vae_tile)
         decoded = pipe.decode_raw(latent.samples, prepared, tiling)
     images = pipe.finish(decoded.to(host.intermediate_device()), prepared, fix)
@@ -298,27 +362,55 @@ def decode(vae: Optional[VAEHandle], latent: ResShiftLatent, vae_tile: int = 0, 
     return nchw_to_image(images)
 
 
-def upscale(model: ModelHandle, vae: Optional[VAEHandle], image: torch.Tensor, seed: int, steps: int = 0,
-            tile: int = 0, overlap: int = 0, vae_tile: int = 0, fix: str = "none",
-            mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def upscale(
+    model: ModelHandle,
+    vae: VAEHandle | None,
+    image: torch.Tensor,
+    seed: int,
+    steps: int = 0,
+    tile: int = 0,
+    overlap: int = 0,
+    vae_tile: int = 0,
+    fix: str = "none",
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Encode, sample and decode in one go, with one progress bar (encode + steps + decode)."""
     total = (steps or model.preset.default_steps) + 2
     bar = host.progress_bar(total)
     latent = encode(model, vae, image, mask, vae_tile)
     bar.update_absolute(1, total)
-    latent = sample(model, latent, seed, steps, tile, overlap,
-                    progress=lambda done, preview: bar.update_absolute(done + 1, total, preview))
+    latent = sample(
+        model,
+        latent,
+        seed,
+        steps,
+        tile,
+        overlap,
+        progress=lambda done, preview: bar.update_absolute(done + 1, total, preview),
+    )
     out = decode(vae, latent, vae_tile, fix)
     bar.update_absolute(total, total)
     return out
 
 
-def step_progress(total: int) -> Callable[[int, Optional[tuple]], None]:
+def step_progress(total: int) -> Callable[[int, tuple | None], None]:
     bar = host.progress_bar(total)
     return lambda done, preview: bar.update_absolute(done, total, preview)
 
 
 __all__ = [
-    "ModelHandle", "VAEHandle", "ResShiftLatent", "load_network", "encode", "sample", "decode", "upscale",
-    "image_to_nchw", "nchw_to_image", "seeds_for", "stage_pipeline", "tiling_for", "step_progress",
+    "ModelHandle",
+    "ResShiftLatent",
+    "VAEHandle",
+    "decode",
+    "encode",
+    "image_to_nchw",
+    "load_network",
+    "nchw_to_image",
+    "sample",
+    "seeds_for",
+    "stage_pipeline",
+    "step_progress",
+    "tiling_for",
+    "upscale",
 ]

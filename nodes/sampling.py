@@ -10,34 +10,90 @@ MAX_SEED = 0xFFFFFFFFFFFFFFFF
 MAX_TILE = 16384
 
 MODEL = ("RESSHIFT_MODEL", {"tooltip": "From Load ResShift Model."})
-VAE = ("RESSHIFT_VAE", {"tooltip": "From Load ResShift VAE (the VQGAN paired with the model). Leave it "
-                                   "unconnected only for pixel-space models."})
+VAE = (
+    "RESSHIFT_VAE",
+    {
+        "tooltip": "From Load ResShift VAE (the VQGAN paired with the model). Leave it "
+        "unconnected only for pixel-space models."
+    },
+)
 LATENT = ("RESSHIFT_LATENT", {"tooltip": "A ResShift latent from ResShift Encode (or ResShift Sampler)."})
 IMAGE = ("IMAGE", {"tooltip": "The low-quality image(s) to restore; every image of a batch is restored on its own."})
-MASK = ("MASK", {"tooltip": "Inpainting models only: white (1) marks the area to fill in. It is resized to the "
-                            "image and thresholded at 0.5; one mask for the batch or one per image."})
-SEED = ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
-                "tooltip": "Noise seed. Image i of a batch uses seed + i, so it comes out as it would alone."})
-STEPS = ("INT", {"default": 0, "min": 0, "max": 1000,
-                 "tooltip": "Sampling steps; 0 = the model's default (the steps it was trained with, 4 or 15, unless its preset says fewer). Fewer "
-                            "steps respace the schedule."})
-TILE = ("INT", {"default": 0, "min": 0, "max": MAX_TILE, "step": 8,
-                "tooltip": "UNet tile side in input-image pixels; 0 = automatic (by free memory). Large "
-                           "images are processed in overlapping tiles blended at every step."})
-OVERLAP = ("INT", {"default": 0, "min": 0, "max": 1024, "step": 1,
-                   "tooltip": "Overlap between UNet tiles in input-image pixels; 0 = automatic."})
-VAE_TILE = ("INT", {"default": 0, "min": 0, "max": MAX_TILE, "step": 8,
-                    "tooltip": "VQGAN tile side in input-image pixels; 0 = automatic. Smaller tiles use less "
-                               "memory."})
-COLOR_FIX = (list(METHODS), {"default": "none",
-                             "tooltip": "Colour correction against the input: 'wavelet' keeps the result's "
-                                        "detail on the input's colours, 'adain' matches each channel's mean "
-                                        "and contrast to the input; 'none' leaves the result as sampled."})
+MASK = (
+    "MASK",
+    {
+        "tooltip": "Inpainting models only: white (1) marks the area to fill in. It is resized to the "
+        "image and thresholded at 0.5; one mask for the batch or one per image."
+    },
+)
+SEED = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": MAX_SEED,
+        "control_after_generate": True,
+        "tooltip": "Noise seed. Image i of a batch uses seed + i, so it comes out as it would alone.",
+    },
+)
+STEPS = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": 1000,
+        "tooltip": "Sampling steps; 0 = the model's default (the steps it was trained with, 4 or 15, unless "
+        "its preset says fewer). Fewer "
+        "steps respace the schedule.",
+    },
+)
+TILE = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": MAX_TILE,
+        "step": 8,
+        "tooltip": "UNet tile side in input-image pixels; 0 = automatic (by free memory). Large "
+        "images are processed in overlapping tiles blended at every step.",
+    },
+)
+OVERLAP = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": 1024,
+        "step": 1,
+        "tooltip": "Overlap between UNet tiles in input-image pixels; 0 = automatic.",
+    },
+)
+VAE_TILE = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": MAX_TILE,
+        "step": 8,
+        "tooltip": "VQGAN tile side in input-image pixels; 0 = automatic. Smaller tiles use less memory.",
+    },
+)
+COLOR_FIX = (
+    list(METHODS),
+    {
+        "default": "none",
+        "tooltip": "Colour correction against the input: 'wavelet' keeps the result's "
+        "detail on the input's colours, 'adain' matches each channel's mean "
+        "and contrast to the input; 'none' leaves the result as sampled.",
+    },
+)
 
 
 class ResShiftEncode:
-    DESCRIPTION = ("Prepares images for ResShift: pads them to the model's size multiple and encodes the "
-                   "bicubic upsampling into the VQGAN latent the sampler starts from.")
+    DESCRIPTION = (
+        "Prepares images for ResShift: pads them to the model's size multiple and encodes the "
+        "bicubic upsampling into the VQGAN latent the sampler starts from."
+    )
     CATEGORY = "ResShift"
     RETURN_TYPES = ("RESSHIFT_LATENT",)
     RETURN_NAMES = ("latent",)
@@ -56,8 +112,10 @@ class ResShiftEncode:
 
 
 class ResShiftSampler:
-    DESCRIPTION = ("Runs the residual-shifting reverse chain from the encoded image: a few steps, each image "
-                   "of a batch with its own seed. Cancel with ComfyUI's interrupt.")
+    DESCRIPTION = (
+        "Runs the residual-shifting reverse chain from the encoded image: a few steps, each image "
+        "of a batch with its own seed. Cancel with ComfyUI's interrupt."
+    )
     CATEGORY = "ResShift"
     RETURN_TYPES = ("RESSHIFT_LATENT",)
     RETURN_NAMES = ("latent",)
@@ -68,15 +126,20 @@ class ResShiftSampler:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": MODEL, "latent": LATENT, "seed": SEED, "steps": STEPS,
-                "tile_size": TILE, "tile_overlap": OVERLAP,
+                "model": MODEL,
+                "latent": LATENT,
+                "seed": SEED,
+                "steps": STEPS,
+                "tile_size": TILE,
+                "tile_overlap": OVERLAP,
             }
         }
 
     def sample(self, model, latent, seed, steps=0, tile_size=0, tile_overlap=0):
         total = steps or model.preset.default_steps
-        return (runtime.sample(model, latent, seed, steps, tile_size, tile_overlap,
-                               progress=runtime.step_progress(total)),)
+        return (
+            runtime.sample(model, latent, seed, steps, tile_size, tile_overlap, progress=runtime.step_progress(total)),
+        )
 
 
 class ResShiftDecode:
@@ -99,8 +162,10 @@ class ResShiftDecode:
 
 
 class ResShiftUpscale:
-    DESCRIPTION = ("The whole ResShift chain in one node: encode, sample, decode. Same result as the three "
-                   "nodes with the same settings.")
+    DESCRIPTION = (
+        "The whole ResShift chain in one node: encode, sample, decode. Same result as the three "
+        "nodes with the same settings."
+    )
     CATEGORY = "ResShift"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -111,13 +176,31 @@ class ResShiftUpscale:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": MODEL, "image": IMAGE, "seed": SEED, "steps": STEPS, "tile_size": TILE,
-                "tile_overlap": OVERLAP, "vae_tile_size": VAE_TILE, "color_fix": COLOR_FIX,
+                "model": MODEL,
+                "image": IMAGE,
+                "seed": SEED,
+                "steps": STEPS,
+                "tile_size": TILE,
+                "tile_overlap": OVERLAP,
+                "vae_tile_size": VAE_TILE,
+                "color_fix": COLOR_FIX,
             },
             "optional": {"vae": VAE, "mask": MASK},
         }
 
-    def upscale(self, model, image, seed, steps=0, tile_size=0, tile_overlap=0, vae_tile_size=0,
-                color_fix="none", vae=None, mask=None):
-        return (runtime.upscale(model, vae, image, seed, steps, tile_size, tile_overlap, vae_tile_size,
-                                color_fix, mask),)
+    def upscale(
+        self,
+        model,
+        image,
+        seed,
+        steps=0,
+        tile_size=0,
+        tile_overlap=0,
+        vae_tile_size=0,
+        color_fix="none",
+        vae=None,
+        mask=None,
+    ):
+        return (
+            runtime.upscale(model, vae, image, seed, steps, tile_size, tile_overlap, vae_tile_size, color_fix, mask),
+        )

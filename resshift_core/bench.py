@@ -35,7 +35,10 @@ def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
     """The published v3 UNet and f4 VQGAN, built from the registry's layouts with seeded random
     weights (no download), through the same request API as every other front-end."""
     unet_entry, vae_entry = registry.find(V3_UNET), registry.find(F4_VAE)
-    assert unet_entry is not None and vae_entry is not None and unet_entry.preset is not None
+    if unet_entry is None or vae_entry is None or unet_entry.architecture is None or vae_entry.architecture is None:
+        raise RuntimeError(f"weights/registry.json lacks the layouts of {V3_UNET} and {F4_VAE}")
+    if unet_entry.preset is None:
+        raise RuntimeError(f"weights/registry.json gives {V3_UNET} no preset")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ucfg = UNetConfig.from_published(unet_entry.architecture)
@@ -45,10 +48,12 @@ def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
     n_u = sum(p.numel() for p in unet.parameters())
     n_v = sum(p.numel() for p in vae.parameters())
     return load_pipeline(
-        model=LoadedModel("unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u,
-                          registry_name=V3_UNET),
+        model=LoadedModel(
+            "unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u, registry_name=V3_UNET
+        ),
         vae=LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v, registry_name=F4_VAE),
-        device=device, dtype=dtype,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -137,14 +142,28 @@ def run_bench(args) -> int:
         sizes = args.size or ([64, 256, 512] if device.startswith("cuda") else [64, 256])
         for size in sizes:
             for dtype in dtypes:
-                setting = {"device": device, "dtype": dtype, "size": size, "repeat": args.repeat, "threads": args.threads,
-                           "model": getattr(args, "model", None) or RANDOM_V3}
+                setting = {
+                    "device": device,
+                    "dtype": dtype,
+                    "size": size,
+                    "repeat": args.repeat,
+                    "threads": args.threads,
+                    "model": getattr(args, "model", None) or RANDOM_V3,
+                }
                 proc = subprocess.run(
                     [sys.executable, "-m", "resshift_core.bench", json.dumps(setting)],
-                    capture_output=True, text=True, env=dict(os.environ),
+                    capture_output=True,
+                    check=False,  # a failed setting is reported in its row
+                    text=True,
+                    env=dict(os.environ),
                 )
                 if proc.returncode != 0:
-                    row = {"size": size, "dtype": dtype, "device": device, "error": proc.stderr.strip().splitlines()[-1:]}
+                    row = {
+                        "size": size,
+                        "dtype": dtype,
+                        "device": device,
+                        "error": proc.stderr.strip().splitlines()[-1:],
+                    }
                 else:
                     row = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows.append(row)
@@ -162,8 +181,9 @@ def _print_row(row: dict) -> None:
     extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
     print(
         f"{row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  {row['seconds']:8.2f} s  "
-        f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  {row['us_per_px']:8.2f} us/px  "
-        f"peak {row['peak_mb']:8.1f} MB  (tiles {row['tile']}x{row['tile_batch']}/{row['vae_tile']}x{row['vae_tile_batch']}, "
+        f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  "
+        f"{row['us_per_px']:8.2f} us/px  peak {row['peak_mb']:8.1f} MB  "
+        f"(tiles {row['tile']}x{row['tile_batch']}/{row['vae_tile']}x{row['vae_tile_batch']}, "
         f"{row['threads']} threads){extra}",
         flush=True,
     )

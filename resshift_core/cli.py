@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import bench, cli_upscale, registry
 from .checkpoints.loading import inspect_checkpoint, load_model
@@ -32,24 +32,42 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--task", choices=sorted(TASK_DEFAULTS), help="picks the default model (realsr when no --model)")
     up.add_argument("--model", help="UNet checkpoint: a file, or a published name (see `inspect --list`)")
     up.add_argument("--vae", help="VQGAN checkpoint: a file or a published name (default: the model's pair)")
-    up.add_argument("--mask", help="inpainting: a mask file, or a folder of masks named like the inputs (white = fill in)")
+    up.add_argument(
+        "--mask", help="inpainting: a mask file, or a folder of masks named like the inputs (white = fill in)"
+    )
     up.add_argument("--preset", help="diffusion preset name, overriding the detected one")
     up.add_argument("--seed", type=int, default=12345, help="random seed (each image uses its own generator)")
-    up.add_argument("--steps", type=int, help="sampling steps (default: the model's preset; fewer than trained respaces the schedule)")
-    up.add_argument("--spacing", choices=SPACINGS,
-                    help="which trained steps fewer --steps keep: published (from t = 0, as the published code) or "
-                         "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
-                         "Default: the model's preset")
+    up.add_argument(
+        "--steps",
+        type=int,
+        help="sampling steps (default: the model's preset; fewer than trained respaces the schedule)",
+    )
+    up.add_argument(
+        "--spacing",
+        choices=SPACINGS,
+        help="which trained steps fewer --steps keep: published (from t = 0, as the published code) or "
+        "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
+        "Default: the model's preset",
+    )
     up.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    up.add_argument("--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)")
+    up.add_argument(
+        "--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)"
+    )
     up.add_argument("--tile-overlap", type=int, help="input pixels shared by neighbouring tiles (default 16)")
     up.add_argument("--vae-tile", type=int, help="VQGAN tile side in input pixels (default: automatic)")
-    up.add_argument("--color-fix", choices=COLOR_FIXES, default="none",
-                    help="colour correction against the input: wavelet (the input's colours, the result's detail), "
-                         "adain (match each channel's mean and contrast) or none (default)")
-    up.add_argument("--no-download", action="store_true",
-                    help="never download a published checkpoint that is missing (also: RESSHIFT_OFFLINE=1)")
+    up.add_argument(
+        "--color-fix",
+        choices=COLOR_FIXES,
+        default="none",
+        help="colour correction against the input: wavelet (the input's colours, the result's detail), "
+        "adain (match each channel's mean and contrast) or none (default)",
+    )
+    up.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download a published checkpoint that is missing (also: RESSHIFT_OFFLINE=1)",
+    )
     up.add_argument("--format", choices=["png", "jpg", "webp", "same"], default="png", help="output file type")
     up.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
     up.add_argument("--no-progress", action="store_true")
@@ -68,11 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="one JSON object per line")
     bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
     bench.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="dtypes (default fp32 and bf16)")
-    bench.add_argument("--repeat", type=int, default=3, help="timed runs per setting, the best is kept (0: time the one FLOP-counting warm-up run, for slow sizes)")
+    bench.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed runs per setting, the best is kept (0: time the one FLOP-counting warm-up run, for slow sizes)",
+    )
     bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
-    bench.add_argument("--model", default="random-v3",
-                       help="random-v3 (published v3 UNet + f4 VQGAN sizes, random weights), or a checkpoint as for upscale --model")
+    bench.add_argument(
+        "--model",
+        default="random-v3",
+        help="random-v3 (published v3 UNet + f4 VQGAN sizes, random weights), or a checkpoint as for upscale --model",
+    )
     return parser
 
 
@@ -103,7 +129,7 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "inspect":

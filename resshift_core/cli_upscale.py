@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ImageError, InputError
-from .inpaint_masks import LUMA
 from .image_io import LoadedImage, list_images, load_image, save_image
+from .inpaint_masks import LUMA
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .sampler import StepInfo
@@ -29,7 +28,7 @@ def _download_bar():
 
     state: dict = {}
 
-    def progress(done: int, total: Optional[int]) -> None:
+    def progress(done: int, total: int | None) -> None:
         bar = state.get("bar")
         if bar is None:
             bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr)
@@ -43,13 +42,21 @@ def _download_bar():
 def build_pipeline(args) -> ResShiftPipeline:
     """The request the options describe."""
     return load_pipeline(
-        model=args.model, vae=args.vae, task=args.task, preset=args.preset, spacing=args.spacing,
-        device=args.device, dtype=args.dtype, download=not args.no_download,
-        progress=None if args.no_progress else _download_bar(), log=_say, vae_hint="pass --vae",
+        model=args.model,
+        vae=args.vae,
+        task=args.task,
+        preset=args.preset,
+        spacing=args.spacing,
+        device=args.device,
+        dtype=args.dtype,
+        download=not args.no_download,
+        progress=None if args.no_progress else _download_bar(),
+        log=_say,
+        vae_hint="pass --vae",
     )
 
 
-def output_path(src: Path, root: Optional[Path], out: Path, fmt: str, single_file: bool) -> Path:
+def output_path(src: Path, root: Path | None, out: Path, fmt: str, single_file: bool) -> Path:
     if single_file and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
         return out
     suffix = src.suffix.lower() if fmt == "same" else IMAGE_SUFFIX[fmt]
@@ -57,7 +64,7 @@ def output_path(src: Path, root: Optional[Path], out: Path, fmt: str, single_fil
     return (out / rel).with_suffix(suffix)
 
 
-def find_mask(mask_arg: Optional[str], src: Path) -> Optional[Path]:
+def find_mask(mask_arg: str | None, src: Path) -> Path | None:
     if mask_arg is None:
         return None
     mask = Path(mask_arg)
@@ -126,15 +133,28 @@ def run_upscale(args) -> int:
                 img = load_image(src)
                 mask_path = find_mask(args.mask, src)
                 mask = mask_tensor(load_image(mask_path)) if mask_path else None
-                result = pipe.restore(img.rgb[None], mask, seeds=[args.seed], steps=args.steps,
-                                      callback=on_step, tiling=tiling, color_fix=args.color_fix)[0].cpu()
+                result = pipe.restore(
+                    img.rgb[None],
+                    mask,
+                    seeds=[args.seed],
+                    steps=args.steps,
+                    callback=on_step,
+                    tiling=tiling,
+                    color_fix=args.color_fix,
+                )[0].cpu()
                 if img.grayscale:
                     result = to_gray(result)
                 alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None
                 if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg"):
                     dst = dst.with_suffix(".png")  # JPEG cannot hold transparency
-                save_image(dst, result, alpha, bit_depth=img.bit_depth if dst.suffix.lower() == ".png" else 8,
-                           grayscale=img.grayscale, icc_profile=img.icc_profile)
+                save_image(
+                    dst,
+                    result,
+                    alpha,
+                    bit_depth=img.bit_depth if dst.suffix.lower() == ".png" else 8,
+                    grayscale=img.grayscale,
+                    icc_profile=img.icc_profile,
+                )
                 if progress is not None:
                     progress.write(f"{src} -> {dst}", file=sys.stderr)
             except (ImageError, InputError) as exc:  # one bad file does not stop the batch

@@ -40,7 +40,7 @@ def pick_device(name: str = "auto", *, local_rank: int | None = None) -> torch.d
 
     `local_rank` picks the GPU of one process among several on a machine (torchrun), where the
     name gives no index."""
-    if not isinstance(name, str) or not name:
+    if not name:
         raise InputError(f"device must be one of {', '.join(DEVICE_KINDS)} (or cuda:N), got {name!r}")
     if name == "auto":
         if torch.cuda.is_available():
@@ -60,7 +60,7 @@ def pick_device(name: str = "auto", *, local_rank: int | None = None) -> torch.d
             raise InputError(f"device {name} was asked for but no CUDA GPU is available; use cpu")
         if device.index is None and local_rank is not None:
             device = torch.device("cuda", local_rank)
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        if (device.index or 0) >= torch.cuda.device_count():
             raise InputError(
                 f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s) (0 to "
                 f"{torch.cuda.device_count() - 1})"
@@ -75,5 +75,12 @@ def channels_last_for(device: torch.device | str) -> bool:
     return torch.device(device).type != "mps"
 
 
-__all__ = ["DTYPES", "DTYPE_NAMES", "dtype_from_name", "dtype_name", "pick_device", "channels_last_for",
-           "mps_available"]
+__all__ = [
+    "DTYPES",
+    "DTYPE_NAMES",
+    "channels_last_for",
+    "dtype_from_name",
+    "dtype_name",
+    "mps_available",
+    "pick_device",
+]

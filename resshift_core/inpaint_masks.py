@@ -33,9 +33,7 @@ def _as_bchw(masks: torch.Tensor) -> torch.Tensor:
         return masks[:, None]
     if masks.ndim == 4:
         return masks
-    raise InputError(
-        f"a mask must be H x W, B x H x W or B x C x H x W, got shape {tuple(masks.shape)}"
-    )
+    raise InputError(f"a mask must be H x W, B x H x W or B x C x H x W, got shape {tuple(masks.shape)}")
 
 
 def _to_single_channel(masks: torch.Tensor) -> torch.Tensor:
@@ -75,4 +73,4 @@ def blacken_holes(lq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return lq * (1 - mask) - mask
 
 
-__all__ = ["normalize_masks", "blacken_holes", "THRESHOLD", "LUMA"]
+__all__ = ["LUMA", "THRESHOLD", "blacken_holes", "normalize_masks"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import registry
 from .download import ProgressCallback, fetch_checkpoint, offline
@@ -27,7 +27,7 @@ def default_download_dir() -> Path:
     return models_dirs()[0]
 
 
-def find_published(entry: registry.RegistryEntry, folders: Sequence[str | Path]) -> Optional[Path]:
+def find_published(entry: registry.RegistryEntry, folders: Sequence[str | Path]) -> Path | None:
     """A published checkpoint on disk: its file or registry name with any checkpoint extension
     (e.g. after `convert`) in one of `folders`, else the copy shipped in weights/."""
     stems = {Path(entry.file).stem, entry.name}
@@ -60,10 +60,10 @@ def registry_entry_for(spec: str, part: str) -> registry.RegistryEntry:
 def resolve_checkpoint(
     spec: str,
     part: str,
-    extra_dirs: Optional[Sequence[str | Path]] = None,
+    extra_dirs: Sequence[str | Path] | None = None,
     *,
-    download_to: Optional[str | Path] = None,
-    progress: Optional[ProgressCallback] = None,
+    download_to: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """A path for `spec`: an existing file, or a published checkpoint by name or file name,
     found in `extra_dirs` and the model folders, else downloaded into `download_to` (size and

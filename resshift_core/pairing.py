@@ -6,14 +6,14 @@ mismatch is refused with the same sentence wherever it is made.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .errors import ArchitectureError
 from .models.unet import UNetConfig
 from .models.vqgan import VQGANConfig
 from .presets import DiffusionPreset
 
-VAE_ADVICE = "pair face restoration with ffhq512_vq_f8_dim8_face and the other models with an f4 VQGAN (autoencoder_vq_f4)"
+VAE_ADVICE = (
+    "pair face restoration with ffhq512_vq_f8_dim8_face and the other models with an f4 VQGAN (autoencoder_vq_f4)"
+)
 
 
 def lq_per_latent(unet: UNetConfig) -> int:
@@ -22,7 +22,11 @@ def lq_per_latent(unet: UNetConfig) -> int:
 
 
 def check_pair(
-    unet: UNetConfig, preset: DiffusionPreset, vae: Optional[VQGANConfig], *, model_name: str = "the model",
+    unet: UNetConfig,
+    preset: DiffusionPreset,
+    vae: VQGANConfig | None,
+    *,
+    model_name: str = "the model",
     vae_hint: str = "",
 ) -> None:
     """Raise ArchitectureError unless `vae` (None: no VAE) can serve this UNet and preset.
@@ -34,13 +38,12 @@ def check_pair(
         if unet.in_channels != 3 or lq_per_latent(unet) != 1:
             raise ArchitectureError(
                 f"{model_name} has {unet.in_channels} input channels and an LR feature extractor, so it works in a "
-                f"VQGAN latent space although its preset {preset.name!r} says pixels: choose a latent preset and give it a VAE"
+                f"VQGAN latent space although its preset {preset.name!r} says pixels: choose a latent preset "
+                "and give it a VAE"
             )
         return
     if not preset.latent:
-        raise ArchitectureError(
-            f"{model_name} (preset {preset.name!r}) is a pixel-space model: run it without a VAE"
-        )
+        raise ArchitectureError(f"{model_name} (preset {preset.name!r}) is a pixel-space model: run it without a VAE")
     if unet.in_channels != vae.latent_channels:
         raise ArchitectureError(
             f"{model_name} works on {unet.in_channels}-channel latents but the VAE makes "
@@ -56,19 +59,22 @@ def check_pair(
         )
 
 
-def check_same_vae(given: Optional[VQGANConfig], used: Optional[VQGANConfig], *, name: str = "this VAE") -> None:
+def check_same_vae(given: VQGANConfig | None, used: VQGANConfig | None, *, name: str = "this VAE") -> None:
     """A latent must be decoded by a VAE of the kind that encoded it (None: pixel space)."""
     if used is None and given is not None:
         raise ArchitectureError("this latent was made without a VAE (a pixel-space model): leave the VAE out")
     if used is not None and given is None:
         raise ArchitectureError("this latent is in a VQGAN latent space: decode it with the VAE used to encode it")
-    if given is not None and used is not None and (
-        given.latent_channels != used.latent_channels or given.downsample_factor != used.downsample_factor
+    if (
+        given is not None
+        and used is not None
+        and (given.latent_channels != used.latent_channels or given.downsample_factor != used.downsample_factor)
     ):
         raise ArchitectureError(
             f"{name} makes {given.latent_channels}-channel latents at 1/{given.downsample_factor} size, but this "
-            f"latent has {used.latent_channels} channels at 1/{used.downsample_factor}: decode with the VAE used to encode."
+            f"latent has {used.latent_channels} channels at 1/{used.downsample_factor}: "
+            "decode with the VAE used to encode."
         )
 
 
-__all__ = ["check_pair", "check_same_vae", "lq_per_latent", "VAE_ADVICE"]
+__all__ = ["VAE_ADVICE", "check_pair", "check_same_vae", "lq_per_latent"]

@@ -11,9 +11,10 @@ The command line and the ComfyUI nodes call these; each takes and returns plain 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,21 +22,31 @@ import torch.nn.functional as F
 from .checkpoints.loading import LoadedModel
 from .colorfix import METHODS as COLOR_FIXES
 from .colorfix import color_fix as apply_color_fix
-from .errors import InputError
+from .errors import ArchitectureError, InputError
 from .inpaint_masks import blacken_holes, normalize_masks
+from .models.unet import ResShiftUNet, UNetConfig
+from .models.vqgan import VQGAN, VQGANConfig
 from .pairing import check_pair, lq_per_latent
 from .presets import DiffusionPreset
 from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
 from .tiling import (
-    Padding, Tile, TilePlan, TilingConfig, auto_tiling, blend_tiles, crop_padding, pad_to_multiple,
-    unet_bytes_per_pixel, vae_bytes_per_pixel,
+    Padding,
+    Tile,
+    TilePlan,
+    TilingConfig,
+    auto_tiling,
+    blend_tiles,
+    crop_padding,
+    pad_to_multiple,
+    unet_bytes_per_pixel,
+    vae_bytes_per_pixel,
 )
 
 BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
 SEED_LIMIT = 1 << 64  # torch generators take seeds in [0, 2**64)
 AUTO: Literal["auto"] = "auto"
-TilingChoice = Union[TilingConfig, None, Literal["auto"]]
+TilingChoice = TilingConfig | None | Literal["auto"]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -59,9 +70,14 @@ class Prepared:
     """The LR condition as the networks need it."""
 
     lq: torch.Tensor  # B x 3 x H x W in [-1, 1], padded
-    mask: Optional[torch.Tensor]  # B x 1 x H x W in [-1, 1] (1 = hole), padded; inpainting only
+    mask: torch.Tensor | None  # B x 1 x H x W in [-1, 1] (1 = hole), padded; inpainting only
     padding: Padding
     sf: int
+
+
+def _crop(x: torch.Tensor, rows_cols: tuple[slice, slice]) -> torch.Tensor:
+    rows, cols = rows_cols
+    return x[..., rows, cols]
 
 
 def display_name(loaded: LoadedModel) -> str:
@@ -91,15 +107,15 @@ class ResShiftPipeline:
     def __init__(
         self,
         unet: LoadedModel,
-        vae: Optional[LoadedModel],
+        vae: LoadedModel | None,
         *,
-        preset: Optional[DiffusionPreset] = None,
+        preset: DiffusionPreset | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = True,
         place_models: bool = True,
         oom_check: Callable[[BaseException], bool] = is_out_of_memory,
-        on_out_of_memory: Optional[Callable[[str, TilingConfig], None]] = None,
+        on_out_of_memory: Callable[[str, TilingConfig], None] | None = None,
         vae_hint: str = "",
     ):
         """`place_models=False` leaves the networks where they are (a host application such as
@@ -108,20 +124,43 @@ class ResShiftPipeline:
         tiles; by default it empties the CUDA cache. `vae_hint` says how a VAE is given in the
         caller's own terms, for the message when one is missing."""
         self.unet, self.vae = unet, vae
-        self.preset = preset or unet.preset
-        if self.preset is None:
+        chosen = preset or unet.preset
+        if chosen is None:
             raise ValueError("no diffusion preset: pass preset= or load the UNet with load_unet")
+        self.preset: DiffusionPreset = chosen
+        if not isinstance(unet.model, ResShiftUNet) or not isinstance(unet.config, UNetConfig):
+            raise ArchitectureError(f"{display_name(unet)} is a {unet.part}, not a ResShift model (UNet)")
+        self.unet_net: ResShiftUNet = unet.model
+        self.unet_config: UNetConfig = unet.config
+        self._vae_net: VQGAN | None = None
+        self._vae_config: VQGANConfig | None = None
+        if vae is not None:
+            if not isinstance(vae.model, VQGAN) or not isinstance(vae.config, VQGANConfig):
+                raise ArchitectureError(f"{display_name(vae)} is a {vae.part}, not a VQGAN autoencoder")
+            self._vae_net, self._vae_config = vae.model, vae.config
         self.device = torch.device(device) if device is not None else next(unet.model.parameters()).device
         self.dtype = dtype
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.memory_format = memory_format
         self.pixel_space = vae is None
         self.oom_check, self.on_out_of_memory = oom_check, on_out_of_memory
-        check_pair(unet.config, self.preset, None if vae is None else vae.config, model_name=display_name(unet),
-                   vae_hint=vae_hint)
-        for loaded in (unet, vae) if place_models else ():
-            if loaded is not None:
-                loaded.model.to(device=self.device, dtype=dtype, memory_format=memory_format)
+        check_pair(self.unet_config, self.preset, self._vae_config, model_name=display_name(unet), vae_hint=vae_hint)
+        for net in (self.unet_net, self._vae_net) if place_models else ():
+            if net is not None:
+                net.to(device=self.device, dtype=dtype)
+                net.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs lack it
+
+    @property
+    def vae_net(self) -> VQGAN:
+        if self._vae_net is None:
+            raise RuntimeError("internal error: a pixel-space pipeline has no VAE")
+        return self._vae_net
+
+    @property
+    def vae_config(self) -> VQGANConfig:
+        if self._vae_config is None:
+            raise RuntimeError("internal error: a pixel-space pipeline has no VAE")
+        return self._vae_config
 
     # -- what the pair needs -------------------------------------------------------------
     @property
@@ -131,31 +170,41 @@ class ResShiftPipeline:
     @property
     def lq_per_latent(self) -> int:
         """Condition pixels per latent pixel: the UNet's LR feature extractor downsamples by this."""
-        return lq_per_latent(self.unet.config)
+        return lq_per_latent(self.unet_config)
 
     @property
     def lr_multiple(self) -> int:
         """LR sides are padded to a multiple of this."""
         if self.pixel_space:  # the HR image must be a multiple of the UNet's multiple
-            m = self.unet.model.size_multiple
+            m = self.unet_net.size_multiple
             return m // math.gcd(m, self.sf)
-        return self.unet.model.size_multiple * self.lq_per_latent
+        return self.unet_net.size_multiple * self.lq_per_latent
 
-    def tiling(self, tile: Optional[int] = None, overlap: Optional[int] = None, vae_tile: Optional[int] = None,
-               free_bytes: Optional[int] = None) -> TilingConfig:
+    def tiling(
+        self,
+        tile: int | None = None,
+        overlap: int | None = None,
+        vae_tile: int | None = None,
+        free_bytes: int | None = None,
+    ) -> TilingConfig:
         """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
         input-image (LR) pixels and override the automatic choice; `free_bytes` is the
         accelerator memory to size automatic tiles by (default: what the driver reports)."""
         for name, value, least in (("tile", tile, 1), ("tile overlap", overlap, 0), ("VAE tile", vae_tile, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            if value is not None and (type(value) is not int or value < least):  # user input: no bools
                 raise InputError(f"{name} must be a whole number of input pixels, at least {least}; got {value!r}")
         fold = self.unet_fold
-        cfg = auto_tiling(self.device, unet_width=self.unet.config.model_channels, vae_width=self._vae_width,
-                          dtype_bytes=self._dtype_bytes,
-                          size_multiple=self.unet.model.size_multiple // fold, free_bytes=free_bytes)
+        cfg = auto_tiling(
+            self.device,
+            unet_width=self.unet_config.model_channels,
+            vae_width=self._vae_width,
+            dtype_bytes=self._dtype_bytes,
+            size_multiple=self.unet_net.size_multiple // fold,
+            free_bytes=free_bytes,
+        )
         if fold > 1:  # sized in the UNet's own (folded) pixels; plans count output pixels
             cfg = replace(cfg, tile=cfg.tile * fold, overlap=cfg.overlap * fold)
-        changes = {}
+        changes: dict[str, Any] = {}
         if tile is not None:
             changes["tile"] = self.lr_to_latent(tile)
         if overlap is not None:
@@ -167,11 +216,11 @@ class ResShiftPipeline:
     @property
     def unet_fold(self) -> int:
         """Pixels per UNet pixel along a side (a pixel-folding UNet's pixel_unshuffle, else 1)."""
-        return getattr(self.unet.config, "pixel_unshuffle", 1)
+        return self.unet_config.pixel_unshuffle
 
     @property
     def _vae_width(self) -> int:
-        return 128 if self.pixel_space else self.vae.config.ch
+        return 128 if self.pixel_space else self.vae_config.ch
 
     @property
     def _dtype_bytes(self) -> int:
@@ -182,7 +231,7 @@ class ResShiftPipeline:
         for a whole batch of `plan_pixels` latent (pixel-space: output) pixels cut by `tiling`."""
         if stage == "unet":
             pixels = min(plan_pixels, tiling.tile**2 * tiling.batch) // self.unet_fold**2
-            return int(unet_bytes_per_pixel(self.unet.config.model_channels, self._dtype_bytes) * pixels)
+            return int(unet_bytes_per_pixel(self.unet_config.model_channels, self._dtype_bytes) * pixels)
         pixels = min(plan_pixels, tiling.vae_tile**2 * tiling.vae_batch)
         return int(vae_bytes_per_pixel(self._vae_width, self._dtype_bytes) * pixels)
 
@@ -193,14 +242,14 @@ class ResShiftPipeline:
         return max(1, pixels * self.sf // self.latent_factor)
 
     # -- the arrows ----------------------------------------------------------------------
-    def prepare(self, images: torch.Tensor, masks: Optional[torch.Tensor] = None) -> Prepared:
+    def prepare(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> Prepared:
         """images: B x 3 x h x w in [0, 1]. masks (inpainting models only): any size and 1 to 4
         channels, 1 = fill in; `inpaint_masks.normalize_masks` says how they are read (soft
         values are binarised at 0.5), and the LR image's hole is made black as in training."""
         _check_images(images)
         if images.shape[1] != 3:
             raise InputError(f"images must have 3 (RGB) channels, got {images.shape[1]}; convert grey/RGBA first")
-        wants_mask = bool(getattr(self.unet.config, "cond_mask", False))
+        wants_mask = self.unet_config.cond_mask
         if wants_mask and masks is None:
             raise InputError("this is an inpainting model: give a mask (white = area to fill in)")
         if masks is not None and not wants_mask:
@@ -215,12 +264,12 @@ class ResShiftPipeline:
         lq, padding = pad_to_multiple(lq, self.lr_multiple)
         return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
 
-    def resolve_steps(self, steps: Optional[int]) -> int:
+    def resolve_steps(self, steps: int | None) -> int:
         """The number of sampling steps to run: `steps`, or the preset's default for None / 0."""
         trained = self.preset.steps
-        if steps is None or (isinstance(steps, int) and not isinstance(steps, bool) and steps == 0):
+        if steps is None or (type(steps) is int and steps == 0):
             return self.preset.default_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= trained:
+        if type(steps) is not int or not 1 <= steps <= trained:  # user input: no bools or floats
             raise InputError(
                 f"steps must be 1 to {trained} (this model was trained with {trained} steps; 0 or none = its "
                 f"default, {self.preset.default_steps}); got {steps!r}"
@@ -231,17 +280,17 @@ class ResShiftPipeline:
     @property
     def latent_factor(self) -> int:
         """HR pixels per latent pixel (the VQGAN's downsampling)."""
-        return 1 if self.pixel_space else self.vae.config.downsample_factor
+        return 1 if self.pixel_space else self.vae_config.downsample_factor
 
-    def _retrying(self, stage: str, tiling: Optional[TilingConfig], work: Callable[[Optional[TilingConfig]], torch.Tensor]):
+    def _retrying(self, stage: str, tiling: TilingConfig, work: Callable[[TilingConfig], torch.Tensor]) -> torch.Tensor:
         """Run `work(tiling)`; on an out-of-memory error retry with smaller tiles until they
         cannot shrink further."""
         while True:
             smaller = None
             try:
                 return work(tiling)
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
-                if tiling is None or not self.oom_check(exc):
+            except Exception as exc:
+                if not self.oom_check(exc):
                     raise
                 smaller = tiling.smaller(stage)
                 if smaller is None:
@@ -258,20 +307,20 @@ class ResShiftPipeline:
 
     # -- the arrows, continued ------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, prepared: Prepared, tiling: Optional[TilingConfig] = None) -> torch.Tensor:
+    def encode(self, prepared: Prepared, tiling: TilingConfig | None = None) -> torch.Tensor:
         """z_y: the VQGAN latent of the bicubic-upsampled LR image (float32).
 
         Tiled, each tile upsamples its own LR crop (with a margin for the bicubic kernel), so the
         HR-size image never exists whole.
         """
-        if tiling is None or self.pixel_space:
-            x = prepared.lq
-            if self.sf != 1:
-                x = F.interpolate(x, scale_factor=self.sf, mode="bicubic")
-            if self.pixel_space:
-                return x.float()
-            return self.vae.model.encode(self._to_device(x)).float() * self.preset.scale_factor
-        return self._retrying("vae", tiling, lambda tc: self._encode_tiled(prepared, tc))
+        if tiling is not None and not self.pixel_space:
+            return self._retrying("vae", tiling, lambda tc: self._encode_tiled(prepared, tc))
+        x = prepared.lq
+        if self.sf != 1:
+            x = F.interpolate(x, scale_factor=self.sf, mode="bicubic")
+        if self.pixel_space:
+            return x.float()
+        return self.vae_net.encode(self._to_device(x)).float() * self.preset.scale_factor
 
     def _encode_tiled(self, prepared: Prepared, tiling: TilingConfig) -> torch.Tensor:
         lq = prepared.lq.to(tiling.host)
@@ -286,27 +335,33 @@ class ResShiftPipeline:
                 top, left = min(BICUBIC_MARGIN, t.y0), min(BICUBIC_MARGIN, t.x0)
                 bottom = min(BICUBIC_MARGIN, lq.shape[-2] - t.y0 - t.h)
                 right = min(BICUBIC_MARGIN, lq.shape[-1] - t.x0 - t.w)
-                crop = lq[..., t.y0 - top:t.y0 + t.h + bottom, t.x0 - left:t.x0 + t.w + right]
+                crop = lq[..., t.y0 - top : t.y0 + t.h + bottom, t.x0 - left : t.x0 + t.w + right]
                 crop = self._to_device(crop).float()
                 if self.sf != 1:
                     crop = F.interpolate(crop, scale_factor=self.sf, mode="bicubic")
                 s = self.sf
-                batch.append(crop[..., top * s:top * s + t.h * s, left * s:left * s + t.w * s])
-            z = self.vae.model.encode(self._to_device(torch.cat(batch)))
+                batch.append(crop[..., top * s : top * s + t.h * s, left * s : left * s + t.w * s])
+            z = self.vae_net.encode(self._to_device(torch.cat(batch)))
             return z.float() * self.preset.scale_factor
 
-        return blend_tiles(run, plan, batch_size=tiling.vae_batch, out_channels=self.vae.config.latent_channels,
-                           images=lq.shape[0], host=tiling.host)
+        return blend_tiles(
+            run,
+            plan,
+            batch_size=tiling.vae_batch,
+            out_channels=self.vae_config.latent_channels,
+            images=lq.shape[0],
+            host=tiling.host,
+        )
 
     def denoiser(
-        self, prepared: Prepared, tiling: Optional[TilingConfig] = None, z_y: Optional[torch.Tensor] = None
+        self, prepared: Prepared, tiling: TilingConfig | None = None, z_y: torch.Tensor | None = None
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The network as the sampler sees it: x0 = f(x_t scaled, t), conditioned on the LR.
 
         Tiled, every call runs the UNet over overlapping tiles and blends their x0 estimates,
         so each step sees one consistent image.
         """
-        net = self.unet.model
+        net = self.unet_net
         cond = prepared.lq
         if self.pixel_space:  # conditioned on the upsampled image the chain starts from
             if z_y is None:
@@ -333,16 +388,17 @@ class ResShiftPipeline:
                 images = x.shape[0]
 
                 def run(tiles: list[Tile]) -> torch.Tensor:
-                    xs = torch.cat([x[(..., *tile.slices())] for tile in tiles])
-                    lqs = torch.cat([lq_host[(..., *tile.slices(ratio))] for tile in tiles])
+                    xs = torch.cat([_crop(x, tile.slices()) for tile in tiles])
+                    lqs = torch.cat([_crop(lq_host, tile.slices(ratio)) for tile in tiles])
                     masks = None
                     if mask_host is not None:
-                        masks = self._to_device(torch.cat([mask_host[(..., *tile.slices(ratio))] for tile in tiles]))
+                        masks = self._to_device(torch.cat([_crop(mask_host, tile.slices(ratio)) for tile in tiles]))
                     ts = t.to(self.device).repeat(len(tiles))
                     return net(self._to_device(xs), ts, lq=self._to_device(lqs), mask=masks).float()
 
-                return blend_tiles(run, plan, batch_size=tc.batch, out_channels=x.shape[1],
-                                   images=images, host=x.device)
+                return blend_tiles(
+                    run, plan, batch_size=tc.batch, out_channels=x.shape[1], images=images, host=x.device
+                )
 
             return self._retrying("unet", state["tiling"], work)
 
@@ -355,9 +411,9 @@ class ResShiftPipeline:
         prepared: Prepared,
         noise: NoiseSource,
         *,
-        steps: Optional[int] = None,
-        callback: Optional[Callable[[StepInfo], None]] = None,
-        tiling: Optional[TilingConfig] = None,
+        steps: int | None = None,
+        callback: Callable[[StepInfo], None] | None = None,
+        tiling: TilingConfig | None = None,
     ) -> torch.Tensor:
         """The reverse chain. Tiled, the whole latent stays on the host and one noise field is
         drawn for the whole image, so overlapping tiles agree."""
@@ -365,20 +421,25 @@ class ResShiftPipeline:
         if tiling is not None:
             z_y = z_y.to(tiling.host)
         return sample(
-            self.denoiser(prepared, tiling, z_y), z_y, schedule, noise,
-            normalize_input=self.preset.normalize_input, latent=self.preset.latent, callback=callback,
+            self.denoiser(prepared, tiling, z_y),
+            z_y,
+            schedule,
+            noise,
+            normalize_input=self.preset.normalize_input,
+            latent=self.preset.latent,
+            callback=callback,
             clip_denoised=self.pixel_space,  # as published: clip x0 only without an autoencoder
             predict=self.preset.predict,
         )
 
     @torch.no_grad()
-    def decode_raw(self, z0: torch.Tensor, prepared: Prepared, tiling: Optional[TilingConfig] = None) -> torch.Tensor:
+    def decode_raw(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None = None) -> torch.Tensor:
         """Decoded image in [-1, 1], unclamped, cropped to sf x the original size."""
         z0 = z0 / self.preset.scale_factor
         if self.pixel_space:
             out = z0.float()
         elif tiling is None:
-            out = self.vae.model.decode(self._to_device(z0), quantize=True).float()
+            out = self.vae_net.decode(self._to_device(z0), quantize=True).float()
         else:
             out = self._retrying("vae", tiling, lambda tc: self._decode_tiled(z0, tc))
         return crop_padding(out, prepared.padding, self.sf)
@@ -388,11 +449,18 @@ class ResShiftPipeline:
         plan = TilePlan(z0.shape[-2], z0.shape[-1], tiling.vae_tile, tiling.vae_overlap)
 
         def run(tiles: list[Tile]) -> torch.Tensor:
-            zs = torch.cat([z0[(..., *tile.slices())] for tile in tiles])
-            return self.vae.model.decode(self._to_device(zs), quantize=True).float()
+            zs = torch.cat([_crop(z0, tile.slices()) for tile in tiles])
+            return self.vae_net.decode(self._to_device(zs), quantize=True).float()
 
-        return blend_tiles(run, plan, batch_size=tiling.vae_batch, out_channels=3, out_scale=self.latent_factor,
-                           images=z0.shape[0], host=tiling.host)
+        return blend_tiles(
+            run,
+            plan,
+            batch_size=tiling.vae_batch,
+            out_channels=3,
+            out_scale=self.latent_factor,
+            images=z0.shape[0],
+            host=tiling.host,
+        )
 
     def to_image(self, decoded: torch.Tensor, prepared: Prepared, paste_known: bool = True) -> torch.Tensor:
         """[-1, 1] -> [0, 1]; for inpainting the known pixels are pasted back (published mask_back)."""
@@ -421,7 +489,7 @@ class ResShiftPipeline:
         fixed = apply_color_fix(restored, reference, color_fix)
         return self.to_image(fixed * 2 - 1, prepared)
 
-    def check_seeds(self, seeds: Optional[Sequence[int]], batch: int) -> list[int]:
+    def check_seeds(self, seeds: Sequence[int] | None, batch: int) -> list[int]:
         """One seed per image in [0, 2**64); None gives seed 0 to every image."""
         if seeds is None:
             return [0] * batch
@@ -429,21 +497,21 @@ class ResShiftPipeline:
         if len(seeds) != batch:
             raise InputError(f"{len(seeds)} seeds for {batch} images: give one seed per image")
         for seed in seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+            if type(seed) is not int or not 0 <= seed < SEED_LIMIT:  # user input: no bools or floats
                 raise InputError(f"a seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
         return seeds
 
     def restore(
         self,
         images: torch.Tensor,
-        masks: Optional[torch.Tensor] = None,
+        masks: torch.Tensor | None = None,
         *,
-        seeds: Optional[Sequence[int]] = None,
-        noise: Optional[NoiseSource] = None,
-        steps: Optional[int] = None,
+        seeds: Sequence[int] | None = None,
+        noise: NoiseSource | None = None,
+        steps: int | None = None,
         tiling: TilingChoice = AUTO,
         color_fix: str = "none",
-        callback: Optional[Callable[[StepInfo], None]] = None,
+        callback: Callable[[StepInfo], None] | None = None,
     ) -> torch.Tensor:
         """The whole chain: B x 3 x h x w in [0, 1] -> B x 3 x sf*h x sf*w in [0, 1].
 
@@ -469,4 +537,4 @@ class ResShiftPipeline:
         return self.finish(self.decode_raw(z0, prepared, tiling), prepared, color_fix)
 
 
-__all__ = ["ResShiftPipeline", "Prepared", "ExplicitNoise", "SeededNoise", "AUTO", "display_name"]
+__all__ = ["AUTO", "ExplicitNoise", "Prepared", "ResShiftPipeline", "SeededNoise", "display_name"]

@@ -10,8 +10,8 @@ preset and spacing overrides, so every front-end behaves alike. What to do with 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
 
 import torch
 
@@ -27,7 +27,7 @@ from .schedule import SPACINGS
 from .tiny import UNTRAINED_TINY, make_tiny
 
 # The published checkpoint each task runs when no model is named (realsr: the shipped model).
-TASK_DEFAULTS: dict[str, Optional[str]] = {
+TASK_DEFAULTS: dict[str, str | None] = {
     "realsr": None,
     "bicsr": "resshift_bicsrx4_s4",
     "inpaint": "resshift_inpainting_imagenet_s4",
@@ -35,7 +35,7 @@ TASK_DEFAULTS: dict[str, Optional[str]] = {
 }
 DEFAULT_VAE = "autoencoder_vq_f4"
 
-ModelSpec = Union[str, Path, LoadedModel, None]
+ModelSpec = str | Path | LoadedModel | None
 Log = Callable[[str], None]
 
 
@@ -59,20 +59,22 @@ def default_vae_name(model_file: str) -> str:
     return DEFAULT_VAE
 
 
-def _preset_override(preset: Union[str, DiffusionPreset, None]) -> Optional[DiffusionPreset]:
+def _preset_override(preset: str | DiffusionPreset | None) -> DiffusionPreset | None:
     if preset is None or isinstance(preset, DiffusionPreset):
         return preset
     return registry.preset(preset)
 
 
-def _resolve(spec: Union[str, Path], part: str, models_dirs: Sequence[Union[str, Path]], download: bool,
-             progress: Optional[ProgressCallback]) -> Path:
+def _resolve(
+    spec: str | Path, part: str, models_dirs: Sequence[str | Path], download: bool, progress: ProgressCallback | None
+) -> Path:
     download_to = (Path(models_dirs[0]) if models_dirs else default_download_dir()) if download else None
     return resolve_checkpoint(str(spec), part, list(models_dirs), download_to=download_to, progress=progress)
 
 
-def _load_unet(model: ModelSpec, task: Optional[str], preset: Optional[DiffusionPreset], models_dirs, download,
-               progress, log: Log) -> tuple[LoadedModel, Optional[LoadedModel]]:
+def _load_unet(
+    model: ModelSpec, task: str | None, preset: DiffusionPreset | None, models_dirs, download, progress, log: Log
+) -> tuple[LoadedModel, LoadedModel | None]:
     """The UNet, and the VQGAN that comes with it when it is built here (untrained-tiny)."""
     spec = model if model is not None else default_model_name(task or "realsr")
     own_vae = None
@@ -80,32 +82,39 @@ def _load_unet(model: ModelSpec, task: Optional[str], preset: Optional[Diffusion
         unet = spec
     elif str(spec) == UNTRAINED_TINY:
         unet, own_vae = make_tiny(task or "realsr")
-        log(f"model {UNTRAINED_TINY}: a tiny network with RANDOM weights. It checks that the installation "
-            "works; its output is not a restoration. Pass a trained model for real results.")
+        log(
+            f"model {UNTRAINED_TINY}: a tiny network with RANDOM weights. It checks that the installation "
+            "works; its output is not a restoration. Pass a trained model for real results."
+        )
     else:
         unet = load_unet(_resolve(spec, "unet", models_dirs, download, progress), preset=preset)
     if unet.part != "unet":
         raise InputError(f"{display_name(unet)} is a {unet.part}, not a ResShift model (UNet)")
     if preset is not None and unet.preset is not preset:
         unet = dataclasses.replace(unet, preset=preset, preset_source="explicit")
+    _preset_of(unet)
+    return unet, own_vae
+
+
+def _preset_of(unet: LoadedModel) -> DiffusionPreset:
     if unet.preset is None:
         raise InputError(f"{display_name(unet)} has no diffusion preset: name one (see `inspect --list`)")
-    return unet, own_vae
+    return unet.preset
 
 
 def load_pipeline(
     *,
     model: ModelSpec = None,
     vae: ModelSpec = None,
-    task: Optional[str] = None,
-    preset: Union[str, DiffusionPreset, None] = None,
-    spacing: Optional[str] = None,
-    device: Union[str, torch.device] = "auto",
-    dtype: Union[str, torch.dtype] = "fp32",
-    models_dirs: Sequence[Union[str, Path]] = (),
+    task: str | None = None,
+    preset: str | DiffusionPreset | None = None,
+    spacing: str | None = None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "fp32",
+    models_dirs: Sequence[str | Path] = (),
     download: bool = True,
-    progress: Optional[ProgressCallback] = None,
-    log: Optional[Log] = None,
+    progress: ProgressCallback | None = None,
+    log: Log | None = None,
     vae_hint: str = "give its VAE",
 ) -> ResShiftPipeline:
     """A ready pipeline for one request.
@@ -130,27 +139,37 @@ def load_pipeline(
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
     torch_dtype = dtype if isinstance(dtype, torch.dtype) else dtype_from_name(dtype)
     unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say)
-    if task is not None and task != unet.preset.task:
+    p = _preset_of(unet)
+    if task is not None and task != p.task:
         raise InputError(
-            f"task {task} was asked for but {display_name(unet)} is a {unet.preset.task} model "
-            f"(preset {unet.preset.name}); choose a {task} model or preset, or leave the task out"
+            f"task {task} was asked for but {display_name(unet)} is a {p.task} model "
+            f"(preset {p.name}); choose a {task} model or preset, or leave the task out"
         )
     if spacing:
-        unet = dataclasses.replace(unet, preset=dataclasses.replace(unet.preset, spacing=spacing))
-    vae_model = _load_vae(unet, vae if vae is not None else own_vae, models_dirs, download, progress)
-    pipe = ResShiftPipeline(unet, vae_model, device=torch_device, dtype=torch_dtype,
-                            channels_last=channels_last_for(torch_device), vae_hint=vae_hint)
-    p = unet.preset
+        p = dataclasses.replace(p, spacing=spacing)
+        unet = dataclasses.replace(unet, preset=p)
+    vae_model = _load_vae(unet, p, vae if vae is not None else own_vae, models_dirs, download, progress)
+    pipe = ResShiftPipeline(
+        unet,
+        vae_model,
+        device=torch_device,
+        dtype=torch_dtype,
+        channels_last=channels_last_for(torch_device),
+        vae_hint=vae_hint,
+    )
     say(
         f"model {display_name(unet)}: preset {p.name} ({unet.preset_source}), x{p.sf}, trained with {p.steps} steps, "
-        f"samples {p.default_steps} by default; VAE {'none (pixel-space model)' if vae_model is None else display_name(vae_model)}; "
+        f"samples {p.default_steps} by default; "
+        f"VAE {'none (pixel-space model)' if vae_model is None else display_name(vae_model)}; "
         f"{torch_device}, {dtype_name(torch_dtype)}"
     )
     return pipe
 
 
-def _load_vae(unet: LoadedModel, vae: ModelSpec, models_dirs, download, progress) -> Optional[LoadedModel]:
-    if not unet.preset.latent:
+def _load_vae(
+    unet: LoadedModel, preset: DiffusionPreset, vae: ModelSpec, models_dirs, download, progress
+) -> LoadedModel | None:
+    if not preset.latent:
         if vae is not None:
             raise InputError(f"{display_name(unet)} is a pixel-space model: it takes no VAE; leave the VAE out")
         return None
@@ -160,4 +179,4 @@ def _load_vae(unet: LoadedModel, vae: ModelSpec, models_dirs, download, progress
     return load_vae(_resolve(spec, "autoencoder", models_dirs, download, progress))
 
 
-__all__ = ["load_pipeline", "default_model_name", "default_vae_name", "TASK_DEFAULTS", "DEFAULT_VAE"]
+__all__ = ["DEFAULT_VAE", "TASK_DEFAULTS", "default_model_name", "default_vae_name", "load_pipeline"]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resshift_core.cli import main
 from resshift_core.checkpoints.loading import load_unet
+from resshift_core.cli import main
 from resshift_core.tiny import write_tiny_checkpoints
 
 
@@ -30,7 +30,9 @@ def test_upscale_folder_keeps_modes_and_sizes(tmp_path, tiny, capsys):
     _write(src / "sub" / "rgba.png", (rng.random((8, 6, 4)) * 255).astype(np.uint8), "RGBA")
     _write(src / "gray.jpg", (rng.random((9, 9)) * 255).astype(np.uint8), "L")
     unet, vae = tiny
-    code = main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(unet), "--vae", str(vae), "--no-progress"])
+    code = main(
+        ["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(unet), "--vae", str(vae), "--no-progress"]
+    )
     assert code == 0
     rgb = Image.open(tmp_path / "out" / "rgb.png")
     assert rgb.size == (84, 52) and rgb.mode == "RGB"
@@ -46,7 +48,22 @@ def test_sixteen_bit_input_gives_sixteen_bit_output(tmp_path, tiny):
     save_image(tmp_path / "deep.png", torch.rand(3, 10, 12), bit_depth=16)
     unet, vae = tiny
     out = tmp_path / "deep_x4.png"
-    assert main(["upscale", str(tmp_path / "deep.png"), "-o", str(out), "--model", str(unet), "--vae", str(vae), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "deep.png"),
+                "-o",
+                str(out),
+                "--model",
+                str(unet),
+                "--vae",
+                str(vae),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     loaded = load_image(out)
     assert loaded.bit_depth == 16 and loaded.rgb.shape == (3, 40, 48)
 
@@ -55,26 +72,37 @@ def test_same_seed_same_file_and_skip_existing(tmp_path, tiny):
     _write(tmp_path / "a.png", (np.random.default_rng(1).random((8, 8, 3)) * 255).astype(np.uint8))
     unet, vae = tiny
     args = ["upscale", str(tmp_path / "a.png"), "--model", str(unet), "--vae", str(vae), "--no-progress", "--seed", "3"]
-    assert main(args + ["-o", str(tmp_path / "o1.png")]) == 0
-    assert main(args + ["-o", str(tmp_path / "o2.png")]) == 0
+    assert main([*args, "-o", str(tmp_path / "o1.png")]) == 0
+    assert main([*args, "-o", str(tmp_path / "o2.png")]) == 0
     assert (tmp_path / "o1.png").read_bytes() == (tmp_path / "o2.png").read_bytes()
     before = (tmp_path / "o1.png").stat().st_mtime_ns
-    assert main(args + ["-o", str(tmp_path / "o1.png"), "--skip-existing"]) == 0
+    assert main([*args, "-o", str(tmp_path / "o1.png"), "--skip-existing"]) == 0
     assert (tmp_path / "o1.png").stat().st_mtime_ns == before
 
 
 def test_spacing_flag_chooses_the_steps_a_short_chain_keeps(tmp_path, tiny, capsys):
     _write(tmp_path / "a.png", (np.random.default_rng(2).random((8, 8, 3)) * 255).astype(np.uint8))
     unet, vae = tiny
-    args = ["upscale", str(tmp_path / "a.png"), "--model", str(unet), "--vae", str(vae), "--no-progress",
-            "--seed", "3", "--steps", "1"]
-    assert main(args + ["-o", str(tmp_path / "p.png")]) == 0
+    args = [
+        "upscale",
+        str(tmp_path / "a.png"),
+        "--model",
+        str(unet),
+        "--vae",
+        str(vae),
+        "--no-progress",
+        "--seed",
+        "3",
+        "--steps",
+        "1",
+    ]
+    assert main([*args, "-o", str(tmp_path / "p.png")]) == 0
     assert "1 steps (published spacing)" in capsys.readouterr().err
-    assert main(args + ["-o", str(tmp_path / "t.png"), "--spacing", "trailing"]) == 0
+    assert main([*args, "-o", str(tmp_path / "t.png"), "--spacing", "trailing"]) == 0
     assert "1 steps (trailing spacing)" in capsys.readouterr().err
     assert (tmp_path / "p.png").read_bytes() != (tmp_path / "t.png").read_bytes()  # t = 0 vs t = T-1
     with pytest.raises(SystemExit):
-        main(args + ["-o", str(tmp_path / "x.png"), "--spacing", "even"])
+        main([*args, "-o", str(tmp_path / "x.png"), "--spacing", "even"])
     # The built-in untrained model takes it too (it was silently ignored there).
     from resshift_core.request import load_pipeline
 
@@ -109,15 +137,33 @@ def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys, monkeypatch
     unet, vae = tiny
     _write(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     # the VAE where the model goes
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(vae), "--no-progress"]) == 1
+    assert (
+        main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(vae), "--no-progress"]) == 1
+    )
     assert "not a ResShift UNet" in capsys.readouterr().err
     # a published checkpoint that is not downloaded
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_realsrx4_s4_v3"]) == 1
+    assert (
+        main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_realsrx4_s4_v3"]) == 1
+    )
     err = capsys.readouterr().err
     assert "not on this machine" in err and "releases/download" in err
     # a VAE for the shipped pixel-space model, which has none
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", "resshift_tiny_realsr_x4",
-                 "--vae", str(vae), "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "a.png"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                "resshift_tiny_realsr_x4",
+                "--vae",
+                str(vae),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     assert "pixel-space model: it takes no VAE" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     # a missing input
@@ -136,7 +182,20 @@ def test_errors_are_sentences_not_tracebacks(tmp_path, tiny, capsys, monkeypatch
 def test_untrained_default_says_what_it_is(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "empty"))
     _write(tmp_path / "a.png", np.zeros((5, 7, 3), np.uint8))
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", "untrained-tiny", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "a.png"),
+                "-o",
+                str(tmp_path / "o.png"),
+                "--model",
+                "untrained-tiny",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "RANDOM weights" in capsys.readouterr().err
     assert Image.open(tmp_path / "o.png").size == (28, 20)
 
@@ -174,8 +233,24 @@ def test_inpainting_fills_the_white_of_the_mask_and_keeps_the_rest(tmp_path, cap
     small = np.zeros((8, 6, 3), np.uint8)
     small[2:6, 1:4] = 255
     _write(tmp_path / "mask.png", small)
-    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(unet),
-                 "--vae", str(vae), "--mask", str(tmp_path / "mask.png"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "in.png"),
+                "-o",
+                str(tmp_path / "out.png"),
+                "--model",
+                str(unet),
+                "--vae",
+                str(vae),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == image.shape
     np.testing.assert_array_equal(out[~hole], image[~hole])  # known pixels are the input's
@@ -207,21 +282,27 @@ def test_a_missing_published_checkpoint_is_downloaded_into_the_models_folder(tmp
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         entry = registry.RegistryEntry(
-            name="test_cli_download", file="test_cli_download.safetensors",
-            url=f"http://127.0.0.1:{httpd.server_address[1]}/f", part="unet", what="test",
-            sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload), license="test",
-            preset="bicsr_x4_s4", vae="autoencoder_vq_f4",
+            name="test_cli_download",
+            file="test_cli_download.safetensors",
+            url=f"http://127.0.0.1:{httpd.server_address[1]}/f",
+            part="unet",
+            what="test",
+            sha256=hashlib.sha256(payload).hexdigest(),
+            size_bytes=len(payload),
+            license="test",
+            preset="bicsr_x4_s4",
+            vae="autoencoder_vq_f4",
         )
         real_entries = registry.entries
-        monkeypatch.setattr(registry, "entries", lambda: real_entries() + [entry])
+        monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), entry])
         models = tmp_path / "models"
         monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(models))
         monkeypatch.delenv("RESSHIFT_OFFLINE", raising=False)
         _write(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
         args = ["upscale", str(tmp_path / "a.png"), "--model", entry.name, "--vae", str(vae), "--no-progress"]
-        assert main(args + ["-o", str(tmp_path / "x.png"), "--no-download"]) == 1
+        assert main([*args, "-o", str(tmp_path / "x.png"), "--no-download"]) == 1
         assert "not on this machine" in capsys.readouterr().err and not models.exists()
-        assert main(args + ["-o", str(tmp_path / "o.png")]) == 0
+        assert main([*args, "-o", str(tmp_path / "o.png")]) == 0
         assert (models / entry.file).read_bytes() == payload
         assert Image.open(tmp_path / "o.png").size == (16, 16)
     finally:

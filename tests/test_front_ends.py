@@ -39,14 +39,32 @@ def _quantized(nodes_output: torch.Tensor) -> np.ndarray:
     return np.rint(np.clip(nodes_output[0].numpy(), 0, 1) * 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("task,fix", [
-    ("realsr", "none"), ("bicsr", "wavelet"), ("inpaint", "adain"), ("faceir", "none"), ("pixel_fold", "none"),
-])
-def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):  # noqa: F811 - fixture
+@pytest.mark.parametrize(
+    ("task", "fix"),
+    [
+        ("realsr", "none"),
+        ("bicsr", "wavelet"),
+        ("inpaint", "adain"),
+        ("faceir", "none"),
+        ("pixel_fold", "none"),
+    ],
+)
+def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):
     unet, vae = write_tiny_checkpoints(tmp_path / "models", task, seed=3)
     image, mask = _write_inputs(tmp_path, with_mask=task == "inpaint")
-    args = ["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "cli.png"), "--model", str(unet),
-            "--seed", str(SEED), "--color-fix", fix, "--no-progress"]
+    args = [
+        "upscale",
+        str(tmp_path / "in.png"),
+        "-o",
+        str(tmp_path / "cli.png"),
+        "--model",
+        str(unet),
+        "--seed",
+        str(SEED),
+        "--color-fix",
+        fix,
+        "--no-progress",
+    ]
     if vae is not None:
         args += ["--vae", str(vae)]
     if mask is not None:
@@ -54,15 +72,26 @@ def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix
     assert main(args) == 0
     from_cli = np.asarray(Image.open(tmp_path / "cli.png"))
 
-    (model,) = comfy.run("ResShiftModelLoader", model_name=install_file(comfy.models_dir, unet).name,
-                         preset="auto", dtype="fp32")
+    (model,) = comfy.run(
+        "ResShiftModelLoader", model_name=install_file(comfy.models_dir, unet).name, preset="auto", dtype="fp32"
+    )
     node_vae = None
     if vae is not None:
         (node_vae,) = comfy.run("ResShiftVAELoader", vae_name=install_file(comfy.models_dir, vae).name, dtype="fp32")
     node_mask = None if mask is None else torch.from_numpy(mask.astype(np.float32) / 255)[None]
-    (out,) = comfy.run("ResShiftUpscale", model=model, image=torch.from_numpy(image.astype(np.float32) / 255)[None],
-                       seed=SEED, steps=0, tile_size=0, tile_overlap=0, vae_tile_size=0, color_fix=fix,
-                       vae=node_vae, mask=node_mask)
+    (out,) = comfy.run(
+        "ResShiftUpscale",
+        model=model,
+        image=torch.from_numpy(image.astype(np.float32) / 255)[None],
+        seed=SEED,
+        steps=0,
+        tile_size=0,
+        tile_overlap=0,
+        vae_tile_size=0,
+        color_fix=fix,
+        vae=node_vae,
+        mask=node_mask,
+    )
     from_nodes = _quantized(out)
     assert from_nodes.shape == from_cli.shape
     np.testing.assert_array_equal(from_nodes, from_cli)

@@ -13,7 +13,14 @@ import torch
 
 from conftest import one_torch_thread
 from fake_comfy import (  # noqa: F401 - fixtures
-    comfy, declared_inputs, install_file, install_tiny, is_widget, load_pack, tiny_cache, WIDGET_TYPES,
+    WIDGET_TYPES,
+    comfy,
+    declared_inputs,
+    install_file,
+    install_tiny,
+    is_widget,
+    load_pack,
+    tiny_cache,
 )
 from resshift_core import registry
 from resshift_core.checkpoints.loading import load_unet, load_vae
@@ -45,8 +52,9 @@ def tolerance(comfy) -> float:
 
 def modular(comfy, model, vae, image, seed, mask=None, steps=0, fix="none", tile=0, vae_tile=0):
     (latent,) = comfy.run("ResShiftEncode", model=model, image=image, vae_tile_size=vae_tile, vae=vae, mask=mask)
-    (latent,) = comfy.run("ResShiftSampler", model=model, latent=latent, seed=seed, steps=steps, tile_size=tile,
-                          tile_overlap=0)
+    (latent,) = comfy.run(
+        "ResShiftSampler", model=model, latent=latent, seed=seed, steps=steps, tile_size=tile, tile_overlap=0
+    )
     (out,) = comfy.run("ResShiftDecode", latent=latent, vae_tile_size=vae_tile, color_fix=fix, vae=vae)
     return out
 
@@ -78,13 +86,17 @@ def test_every_node_declares_its_inputs_properly(comfy):
             elif input_type in WIDGET_TYPES:
                 assert "default" in options, f"{where} has no default"
                 if input_type == "INT":
-                    assert isinstance(options["default"], int) and options["min"] <= options["default"] <= options["max"], where
+                    assert (
+                        isinstance(options["default"], int) and options["min"] <= options["default"] <= options["max"]
+                    ), where
                     assert options["max"] <= 0xFFFFFFFFFFFFFFFF
             else:
                 assert input_type.isupper() and not is_widget(input_type), where
-        for name, param in params.items():
+        for name in params:
             if name != "self":
-                assert name in spec["required"] or name in spec.get("optional", {}), f"{node_id}: stray parameter {name}"
+                assert name in spec["required"] or name in spec.get("optional", {}), (
+                    f"{node_id}: stray parameter {name}"
+                )
     our_types = {t for cls in comfy.nodes.values() for t in cls.RETURN_TYPES}
     assert {"RESSHIFT_MODEL", "RESSHIFT_VAE", "RESSHIFT_LATENT", "IMAGE"} == our_types
     assert "LATENT" not in our_types  # our latents never reach core VAE nodes
@@ -123,7 +135,7 @@ def test_dropdowns_list_files_and_every_published_checkpoint(comfy):
     assert "autoencoder_vq_f4.safetensors" in vaes and "autoencoder_vq_f4.safetensors" not in models
     assert not any(".part" in n for n in models + vaes)
     presets = comfy.nodes["ResShiftModelLoader"].INPUT_TYPES()["required"]["preset"][0]
-    assert presets == ["auto"] + registry.preset_names()
+    assert presets == ["auto", *registry.preset_names()]
 
 
 # -- the chain ------------------------------------------------------------------------------------
@@ -134,7 +146,7 @@ def test_modular_chain_equals_pipeline_and_one_node(comfy, realsr, tiny_cache):
     image = torch.rand(2, 13, 17, 3)
     out = modular(comfy, model, vae, image, seed=7)
     assert out.shape == (2, 52, 68, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
 
     path_u = comfy.models_dir / "resshift_realsrx4_s4_v3.safetensors"
     path_v = comfy.models_dir / "autoencoder_vq_f4.safetensors"
@@ -142,8 +154,18 @@ def test_modular_chain_equals_pipeline_and_one_node(comfy, realsr, tiny_cache):
     expected = pipe.restore(image.movedim(-1, 1), seeds=[7, 8]).movedim(1, -1).cpu()
     torch.testing.assert_close(out, expected, atol=tolerance(comfy), rtol=0)
 
-    (one,) = comfy.run("ResShiftUpscale", model=model, image=image, seed=7, steps=0, tile_size=0, tile_overlap=0,
-                       vae_tile_size=0, color_fix="none", vae=vae)
+    (one,) = comfy.run(
+        "ResShiftUpscale",
+        model=model,
+        image=image,
+        seed=7,
+        steps=0,
+        tile_size=0,
+        tile_overlap=0,
+        vae_tile_size=0,
+        color_fix="none",
+        vae=vae,
+    )
     torch.testing.assert_close(one, out, atol=0, rtol=0)
 
 
@@ -161,8 +183,17 @@ def test_shipped_pixel_space_model_runs_without_a_vae(comfy, tiny_cache):
     pipe = ResShiftPipeline(load_unet(shipped.local_path), None, device=comfy.mm.get_torch_device())
     expected = pipe.restore(image.movedim(-1, 1), seeds=[3]).movedim(1, -1).cpu()
     torch.testing.assert_close(out, expected, atol=tolerance(comfy), rtol=0)
-    (one,) = comfy.run("ResShiftUpscale", model=model, image=image, seed=3, steps=0, tile_size=0, tile_overlap=0,
-                       vae_tile_size=0, color_fix="none")
+    (one,) = comfy.run(
+        "ResShiftUpscale",
+        model=model,
+        image=image,
+        seed=3,
+        steps=0,
+        tile_size=0,
+        tile_overlap=0,
+        vae_tile_size=0,
+        color_fix="none",
+    )
     torch.testing.assert_close(one, out, atol=0, rtol=0)
 
     install_tiny(comfy.models_dir, tiny_cache, ["autoencoder_vq_f4"])
@@ -191,10 +222,10 @@ def test_steps_tiles_and_colour_fix(comfy, realsr):
     assert [p for p in comfy.progress if p[1] == 2] == [(1, 2), (2, 2)]
     tiled = modular(comfy, model, vae, image, seed=1, tile=16, vae_tile=12)
     whole = modular(comfy, model, vae, image, seed=1)
-    assert tiled.shape == whole.shape and 0 <= tiled.min() and tiled.max() <= 1  # random nets: no closeness
+    assert tiled.shape == whole.shape and tiled.min() >= 0 and tiled.max() <= 1  # random nets: no closeness
     for fix in ("wavelet", "adain"):
         fixed = modular(comfy, model, vae, image, seed=1, fix=fix)
-        assert fixed.shape == whole.shape and 0 <= fixed.min() and fixed.max() <= 1
+        assert fixed.shape == whole.shape and fixed.min() >= 0 and fixed.max() <= 1
         assert not torch.equal(fixed, whole)
     (same,) = comfy.run("ResShiftColorFix", image=whole, reference=image, method="none")
     assert same is whole
@@ -204,11 +235,14 @@ def test_steps_tiles_and_colour_fix(comfy, realsr):
         modular(comfy, model, vae, image, seed=1, steps=5)
 
 
-@pytest.mark.parametrize("task,model_name,vae_name,sf", [
-    ("inpaint", "resshift_inpainting_imagenet_s4.pth", "autoencoder_vq_f4.pth", 1),
-    ("faceir", "resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth", 1),
-    ("bicsr", "resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth", 4),
-])
+@pytest.mark.parametrize(
+    ("task", "model_name", "vae_name", "sf"),
+    [
+        ("inpaint", "resshift_inpainting_imagenet_s4.pth", "autoencoder_vq_f4.pth", 1),
+        ("faceir", "resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth", 1),
+        ("bicsr", "resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth", 4),
+    ],
+)
 def test_every_task(comfy, tiny_cache, task, model_name, vae_name, sf):
     install_tiny(comfy.models_dir, tiny_cache)
     (model,) = comfy.run("ResShiftModelLoader", model_name=model_name, preset="auto", dtype="auto")
@@ -218,8 +252,19 @@ def test_every_task(comfy, tiny_cache, task, model_name, vae_name, sf):
     if task == "inpaint":
         mask = torch.zeros(1, 9, 11)  # a smaller mask is resized to the image
         mask[:, 2:6, 3:8] = 1
-    (out,) = comfy.run("ResShiftUpscale", model=model, image=image, seed=0, steps=0, tile_size=0, tile_overlap=0,
-                       vae_tile_size=0, color_fix="none", vae=vae, mask=mask)
+    (out,) = comfy.run(
+        "ResShiftUpscale",
+        model=model,
+        image=image,
+        seed=0,
+        steps=0,
+        tile_size=0,
+        tile_overlap=0,
+        vae_tile_size=0,
+        color_fix="none",
+        vae=vae,
+        mask=mask,
+    )
     assert out.shape == (1, 18 * sf, 22 * sf, 3)
     if task == "inpaint":
         hole = torch.nn.functional.interpolate(mask[:, None], size=(18, 22), mode="bilinear")[:, 0] > 0.5
@@ -237,7 +282,7 @@ def test_mismatched_wiring_says_what_to_connect(comfy, tiny_cache, realsr):
     (face_vae,) = comfy.run("ResShiftVAELoader", vae_name="ffhq512_vq_f8_dim8_face.pth", dtype="auto")
     (face,) = comfy.run("ResShiftModelLoader", model_name="resshift_faceir_s4.pth", preset="auto", dtype="auto")
     image = torch.rand(1, 8, 8, 3)
-    with pytest.raises(ResShiftError, match="8-channel|3-channel"):
+    with pytest.raises(ResShiftError, match=r"8-channel|3-channel"):
         comfy.run("ResShiftEncode", model=model, image=image, vae=face_vae)
     with pytest.raises(ResShiftError, match="Load ResShift VAE"):
         comfy.run("ResShiftEncode", model=model, image=image)
@@ -307,8 +352,11 @@ def test_networks_load_fully_through_the_host_even_with_little_memory(comfy, rea
     assert [kw["models"] for kw in loads] == [[vae.patcher], [model.patcher], [vae.patcher]]
     assert all(kw["force_full_load"] and kw["memory_required"] > 0 for kw in loads)
     # the fake reproduces what force_full_load prevents: a partial load of non-comfy.ops modules
-    fresh = comfy.model_patcher.ModelPatcher(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)),
-                                             mm.get_torch_device(), torch.device("cpu"))
+    fresh = comfy.model_patcher.ModelPatcher(
+        torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)),
+        mm.get_torch_device(),
+        torch.device("cpu"),
+    )
     mm.load_models_gpu([fresh], memory_required=0)
     assert not fresh.fully_loaded()
 
@@ -345,7 +393,7 @@ def test_out_of_memory_retries_with_smaller_tiles(comfy, realsr):
         (out,) = comfy.run("ResShiftDecode", latent=latent, vae_tile_size=0, color_fix="none", vae=vae)
     finally:
         del decoder.decode
-    assert out.shape == (1, 64, 64, 3) and 0 <= out.min() and out.max() <= 1
+    assert out.shape == (1, 64, 64, 3) and out.min() >= 0 and out.max() <= 1
     assert seen[0] == (16, 16) and max(seen[-1]) <= 12
     names = [name for name, _ in comfy.mm.calls]
     assert names.count("soft_empty_cache") >= 1 and names.count("load_models_gpu") >= 2
@@ -366,7 +414,7 @@ def test_out_of_memory_retries_with_smaller_tiles(comfy, realsr):
     decoder.decode = broken
     try:
         comfy.mm.calls.clear()
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a memory problem"):
             comfy.run("ResShiftDecode", latent=latent, vae=vae)
         assert "soft_empty_cache" not in [name for name, _ in comfy.mm.calls]
     finally:
@@ -379,7 +427,9 @@ def test_dtype_follows_the_host_or_the_choice(comfy, tiny_cache):
 
     def load(part, dtype):
         if part == "unet":
-            return comfy.run("ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="auto", dtype=dtype)[0]
+            return comfy.run(
+                "ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="auto", dtype=dtype
+            )[0]
         return comfy.run("ResShiftVAELoader", vae_name="autoencoder_vq_f4.pth", dtype=dtype)[0]
 
     assert load("unet", "auto").dtype == torch.float32 and load("vae", "auto").dtype == torch.float32
@@ -395,8 +445,9 @@ def test_dtype_follows_the_host_or_the_choice(comfy, tiny_cache):
 def test_preset_override(comfy, tiny_cache):
     install_tiny(comfy.models_dir, tiny_cache)
     (auto,) = comfy.run("ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="auto", dtype="auto")
-    (s15,) = comfy.run("ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="realsr_x4_s15",
-                       dtype="auto")
+    (s15,) = comfy.run(
+        "ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="realsr_x4_s15", dtype="auto"
+    )
     assert auto.preset.name == "realsr_x4_s4" and auto.preset.steps == 4
     assert s15.preset.name == "realsr_x4_s15" and s15.preset.steps == 15
 
@@ -471,11 +522,18 @@ def test_published_checkpoint_is_fetched_on_first_use_with_a_progress_bar(comfy,
     monkeypatch.delenv("RESSHIFT_OFFLINE")
     real_entries = registry.entries
     entry = registry.RegistryEntry(
-        name="test_bicsr_download", file="test_bicsr_download.safetensors", url=f"{base}/test_bicsr_download",
-        part="unet", what="test", sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload),
-        license="test", preset="bicsr_x4_s4", vae="autoencoder_vq_f4",
+        name="test_bicsr_download",
+        file="test_bicsr_download.safetensors",
+        url=f"{base}/test_bicsr_download",
+        part="unet",
+        what="test",
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size_bytes=len(payload),
+        license="test",
+        preset="bicsr_x4_s4",
+        vae="autoencoder_vq_f4",
     )
-    monkeypatch.setattr(registry, "entries", lambda: real_entries() + [entry])
+    monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), entry])
     assert entry.file in comfy.nodes["ResShiftModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
     (model,) = comfy.run("ResShiftModelLoader", model_name=entry.file, preset="auto", dtype="auto")
     assert (comfy.models_dir / entry.file).read_bytes() == payload
@@ -485,14 +543,14 @@ def test_published_checkpoint_is_fetched_on_first_use_with_a_progress_bar(comfy,
 
     # a corrupt download (wrong sha256) leaves nothing behind
     bad = registry.RegistryEntry(**{**entry.__dict__, "name": "bad_dl", "file": "bad_dl.pth", "sha256": "0" * 64})
-    monkeypatch.setattr(registry, "entries", lambda: real_entries() + [bad])
+    monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), bad])
     with pytest.raises(CheckpointError, match="corrupt"):
         comfy.run("ResShiftModelLoader", model_name=bad.file, preset="auto", dtype="auto")
     assert sorted(p.name for p in comfy.models_dir.iterdir()) == [entry.file]
 
     # interrupting during the download (through the progress bar) removes the partial file
     again = registry.RegistryEntry(**{**entry.__dict__, "name": "cancel_dl", "file": "cancel_dl.pth"})
-    monkeypatch.setattr(registry, "entries", lambda: real_entries() + [again])
+    monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), again])
     comfy.progress.clear()
     comfy.interrupt_at = 1
     with pytest.raises(comfy.mm.InterruptProcessingException):
@@ -530,6 +588,7 @@ def test_out_of_memory_in_a_sampling_step_retries_that_step_with_smaller_tiles(c
 
 def test_pyproject_has_registry_fields_and_no_torch():
     import tomllib
+
     from fake_comfy import REPO
 
     with open(REPO / "pyproject.toml", "rb") as f:

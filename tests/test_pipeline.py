@@ -15,14 +15,14 @@ def realsr():
     return ResShiftPipeline(*make_tiny("realsr"))
 
 
-@pytest.mark.parametrize("h,w", [(1, 1), (7, 13), (33, 17)])
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (7, 13), (33, 17)])
 def test_output_is_exactly_scale_times_input(realsr, h, w):
     out = realsr.restore(torch.rand(1, 3, h, w), seeds=[0])
     assert out.shape == (1, 3, 4 * h, 4 * w)
     assert out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize("task,sf", [("realsr_x2", 2), ("inpaint", 1), ("faceir", 1)])
+@pytest.mark.parametrize(("task", "sf"), [("realsr_x2", 2), ("inpaint", 1), ("faceir", 1)])
 def test_every_task_gives_its_scale(task, sf):
     pipe = ResShiftPipeline(*make_tiny(task))
     masks = (torch.rand(1, 1, 10, 9) > 0.5).float() if task == "inpaint" else None
@@ -53,14 +53,14 @@ def test_callback_sees_every_step_and_can_cancel(realsr):
     realsr.restore(torch.rand(1, 3, 8, 8), seeds=[0], callback=lambda info: seen.append((info.index, info.total)))
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
 
-    class Cancelled(Exception):
+    class CancelledError(Exception):
         pass
 
     def cancel(info):
         if info.index == 1:
-            raise Cancelled
+            raise CancelledError
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         realsr.restore(torch.rand(1, 3, 8, 8), seeds=[0], callback=cancel)
 
 
@@ -81,7 +81,9 @@ def test_one_tile_equals_untiled_exactly(realsr):
 
 def test_tiled_run_covers_odd_sizes(realsr):
     image = torch.rand(2, 3, 37, 21)
-    out = realsr.restore(image, seeds=[1, 2], tiling=TilingConfig(tile=16, overlap=8, vae_tile=12, vae_overlap=4, batch=3))
+    out = realsr.restore(
+        image, seeds=[1, 2], tiling=TilingConfig(tile=16, overlap=8, vae_tile=12, vae_overlap=4, batch=3)
+    )
     assert out.shape == (2, 3, 148, 84) and torch.isfinite(out).all()
 
 
@@ -108,7 +110,7 @@ def test_bad_inputs_are_named(realsr):
 
 
 def test_mismatched_model_and_vae_are_refused():
-    face_unet, face_vae = make_tiny("faceir")
+    face_unet, _face_vae = make_tiny("faceir")
     sr_unet, sr_vae = make_tiny("realsr")
     with pytest.raises(ArchitectureError, match="8-channel latents"):
         ResShiftPipeline(face_unet, sr_vae)
@@ -161,7 +163,7 @@ def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook():
         torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
         assert calls == [("unet", 16)] and sizes[0] > 16 and set(sizes[1:]) == {16}
         net.forward = lambda *a, **k: (_ for _ in ()).throw(ValueError("not a memory problem"))
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a memory problem"):
             pipe.restore(image, seeds=[3], tiling=tiling)
         assert len(calls) == 1  # other errors are never retried
     finally:
