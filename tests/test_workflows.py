@@ -246,7 +246,7 @@ def test_an_overlapping_layout_is_refused():
         with pytest.raises(build.LayoutError) as caught:
             refuse(broken)
         assert "Note (node 7)" in str(caught.value) and "Save Image (node 5)" in str(caught.value)
-        assert "resshift_bicubic_x4" in str(caught.value)
+        assert "ResShift Bicubic x4" in str(caught.value)
     # only the title bar in the way: the note's pos just under Save Image's body
     below = moved(bicubic, 7, (save.pos[0], save.pos[1] + save.size[1] + 10))
     with pytest.raises(build.LayoutError, match="Note"):

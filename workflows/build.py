@@ -148,9 +148,9 @@ def check_layout(workflow: Workflow) -> None:
             apart = ax1 + MIN_GAP <= bx0 or bx1 + MIN_GAP <= ax0 or ay1 + MIN_GAP <= by0 or by1 + MIN_GAP <= ay0
             if not apart:
                 raise LayoutError(
-                    f"{workflow.name}: {name_of(a)} overlaps {name_of(b)} in the editor: drawn at "
-                    f"{(ax0, ay0, ax1, ay1)} and {(bx0, by0, bx1, by1)} (left, top, right, bottom, title bar "
-                    f"included), less than {MIN_GAP} px apart"
+                    f"{workflow.label} ({workflow.name}): {name_of(a)} overlaps {name_of(b)} in the editor, or "
+                    f"comes within {MIN_GAP} px of it: drawn at {(ax0, ay0, ax1, ay1)} and {(bx0, by0, bx1, by1)} "
+                    "(left, top, right, bottom; title bar and badge included)"
                 )
 
 
