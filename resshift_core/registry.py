@@ -17,7 +17,9 @@ def weights_dir() -> Path:
     if (here / "registry.json").is_file():
         return here
     try:
-        import resshift_weights  # installed copy of weights/ (pip install, non-editable)
+        # The installed copy of weights/ (pip install, non-editable). mypy reads the source tree,
+        # where that package is weights/ under another name, so it may or may not find it.
+        import resshift_weights  # type: ignore[import-not-found, unused-ignore]
 
         return Path(resshift_weights.__file__).parent
     except ImportError:

@@ -150,7 +150,7 @@ def make_tiny(
     *,
     unet_overrides: Mapping[str, Any] | None = None,
     vqgan_overrides: Mapping[str, Any] | None = None,
-) -> tuple[LoadedModel, LoadedModel | None]:
+) -> tuple[LoadedModel[ResShiftUNet], LoadedModel[VQGAN] | None]:
     """(UNet, VQGAN) with weights drawn from `seed`; the same seed gives the same networks.
 
     The pixel tasks have no VQGAN (None in its place). Both networks are drawn in turn from one

@@ -83,11 +83,12 @@ class _Swin:
         self.depth = len(blocks)
         rows, heads = r.shape(prefix + "blocks.0.attn.relative_position_bias_table", 2)
         self.heads = heads
-        self.window = window_from_table_rows(rows)
-        if self.window is None:
+        window = window_from_table_rows(rows)
+        if window is None:
             raise ArchitectureError(
                 f"{prefix}blocks.0.attn.relative_position_bias_table has {rows} rows; expected (2*window-1)**2"
             )
+        self.window = window
         self.hidden = r.shape(prefix + "blocks.0.mlp.fc1.weight", 4)[0]
         self.has_buffers = r.has(prefix + "blocks.0.attn.relative_position_index")
         # Shift masks are stored for the build resolution: windows = (resolution / window)**2.
@@ -328,7 +329,7 @@ def _levels_from_encoder(r: _Reader, n_out: int) -> list[list[int]]:
     return groups
 
 
-def _image_size(swins: list, window: int, num_levels: int) -> int:
+def _image_size(swins: list[_Swin], window: int, num_levels: int) -> int:
     """The smallest image_size whose level resolutions (halved with floor) match every pinned layer."""
     pinned = [(s.level, s.resolution, s.prefix[:-1]) for s in swins if s.resolution is not None]
     if not pinned:

@@ -46,7 +46,7 @@ def _indices(keys, prefix: str) -> list[int]:
     return sorted({int(m.group(1)) for k in keys if (m := pattern.match(k))})
 
 
-def _has_prefix(keys, prefix: str) -> bool:
+def _has_prefix(keys, prefix: str | tuple[str, ...]) -> bool:
     return any(k.startswith(prefix) for k in keys)
 
 

@@ -14,6 +14,7 @@ import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -24,6 +25,7 @@ from ..errors import CheckpointError
 WRAPPER_KEYS = ("state_dict", "params_ema", "ema", "model", "params")
 # Prefixes added by DataParallel/DDP (`module.`) and torch.compile (`_orig_mod.`).
 KEY_PREFIXES = ("module.", "_orig_mod.")
+Value = TypeVar("Value")  # canonical_keys keeps the values, whatever they are
 
 ZIP_MAGIC = b"PK\x03\x04"
 LEGACY_PICKLE_MAGIC = b"\x80"  # protocol 2+ pickle: the pre-1.6 torch.save format
@@ -105,7 +107,7 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     return canonical_keys(tensors)
 
 
-def canonical_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def canonical_keys(state_dict: Mapping[str, Value]) -> dict[str, Value]:
     """Strip `module.` / `_orig_mod.` prefixes in any combination (DDP, torch.compile)."""
     out = {}
     for key, value in state_dict.items():

@@ -11,6 +11,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar, cast
 
 import torch
 from torch import nn
@@ -28,13 +29,16 @@ METADATA_FORMAT = "resshift-core/1"
 PART_UNET = "unet"
 PART_VAE = "autoencoder"
 
+# The network a LoadedModel holds: LoadedModel[ResShiftUNet] from load_unet, LoadedModel[VQGAN] from load_vae.
+Network = TypeVar("Network", bound=nn.Module)
+
 
 @dataclass
-class LoadedModel:
+class LoadedModel(Generic[Network]):
     """A built network and everything a caller needs to use it."""
 
     part: str  # "unet" or "autoencoder"
-    model: nn.Module
+    model: Network
     config: UNetConfig | VQGANConfig
     preset: DiffusionPreset | None  # UNets only
     preset_source: str  # where the preset came from: explicit, metadata, registry:<name>, layout
@@ -83,10 +87,10 @@ def detect_on_meta(state_dict: dict, part: str) -> tuple[UNetConfig | VQGANConfi
     """The architecture read off the weights, built on the meta device (nothing allocated)."""
     with torch.device("meta"):
         if part == PART_UNET:
-            config = detect_unet_config(state_dict)
-            return config, ResShiftUNet(config)
-        config = detect_vqgan_config(state_dict)
-        return config, VQGAN(config)
+            unet_config = detect_unet_config(state_dict)
+            return unet_config, ResShiftUNet(unet_config)
+        vqgan_config = detect_vqgan_config(state_dict)
+        return vqgan_config, VQGAN(vqgan_config)
 
 
 def _build(model: nn.Module, state_dict: dict, source: str, part: str) -> nn.Module:
@@ -162,6 +166,7 @@ def load_model(
     dtype: torch.dtype = torch.float32,
 ) -> LoadedModel:
     """Load any ResShift UNet or VQGAN checkpoint. `expect` ("unet"/"autoencoder") checks the part."""
+    metadata: dict[str, str]
     if isinstance(path_or_state, dict):
         state_dict, metadata, source = path_or_state, {}, "<memory>"
     else:
@@ -182,7 +187,7 @@ def load_model(
     config, model = detect_on_meta(state_dict, part)
     model = _build(model, state_dict, source, part).to(device=device, dtype=dtype)
     n_params = sum(p.numel() for p in model.parameters())
-    if part == PART_UNET:
+    if isinstance(config, UNetConfig):  # part == PART_UNET
         chosen, how, reg_name = resolve_preset(config, source, metadata, preset)
         if how.startswith("layout"):
             message = f"{source}: no preset recorded for this file; using {chosen.name} from the {how}."
@@ -192,13 +197,14 @@ def load_model(
     return LoadedModel(part, model, config, None, "", source, n_params, entry.name if entry else None)
 
 
-def load_unet(path_or_state, **kwargs) -> LoadedModel:
-    return load_model(path_or_state, expect=PART_UNET, **kwargs)
+def load_unet(path_or_state, **kwargs) -> LoadedModel[ResShiftUNet]:
+    # expect= refuses anything but a UNet, so the network is a ResShiftUNet.
+    return cast("LoadedModel[ResShiftUNet]", load_model(path_or_state, expect=PART_UNET, **kwargs))
 
 
-def load_vae(path_or_state, **kwargs) -> LoadedModel:
+def load_vae(path_or_state, **kwargs) -> LoadedModel[VQGAN]:
     kwargs.pop("preset", None)
-    return load_model(path_or_state, expect=PART_VAE, **kwargs)
+    return cast("LoadedModel[VQGAN]", load_model(path_or_state, expect=PART_VAE, **kwargs))
 
 
 def inspect_checkpoint(path: str | Path, preset: str | DiffusionPreset | None = None) -> dict:
@@ -214,7 +220,7 @@ def inspect_checkpoint(path: str | Path, preset: str | DiffusionPreset | None = 
     extra = sorted(k for k in state_dict if k not in expected)
     missing = sorted(k for k in expected if k not in state_dict)
     info = LoadedModel(part, model, config, None, "", source, sum(p.numel() for p in model.parameters()))
-    if part == PART_UNET:
+    if isinstance(config, UNetConfig):  # part == PART_UNET
         info.preset, info.preset_source, info.registry_name = resolve_preset(config, source, metadata, preset)
     else:
         entry = registry.find(source)

@@ -41,10 +41,10 @@ def _odd_range(lo: int, hi: int) -> tuple[int, ...]:
 class BlurKernelConfig:
     """How one order's blur kernel is sampled (defaults: ResShift's first-order real-world x4 kernel)."""
 
-    kernel_sizes: tuple[int, ...] = _odd_range(
-        3, 19
-    )  # odd sizes drawn uniformly; ResShift uses range(3, blur_kernel_size, 2)
+    # odd sizes drawn uniformly; ResShift uses range(3, blur_kernel_size, 2)
+    kernel_sizes: tuple[int, ...] = _odd_range(3, 19)
     pad_to: int = 21  # every kernel is zero-padded to this size (published ``blur_kernel_size``)
+    # Gaussian-family types
     kernel_list: tuple[str, ...] = (
         "iso",
         "aniso",
@@ -52,7 +52,7 @@ class BlurKernelConfig:
         "generalized_aniso",
         "plateau_iso",
         "plateau_aniso",
-    )  # Gaussian-family types
+    )
     kernel_prob: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # probability of each entry of kernel_list
     sinc_prob: float = 0.1  # probability that the kernel is a sinc (circular low-pass) instead
     sigma_range: tuple[float, float] = (0.2, 3.0)  # sigma_x / sigma_y range (pixels), published ``blur_sigma``

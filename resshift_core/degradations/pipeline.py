@@ -55,9 +55,7 @@ class DegradationConfig:
     mode: str = "realesrgan"  # "realesrgan" (the pipeline above) or "bicubic" (bicubic downsampling by sf only)
     sf: int = 4  # scale factor: the LR image is (H // sf, W // sf); published configs use 4 and 2
     # ---- first order
-    blur1: BlurKernelConfig = field(
-        default_factory=BlurKernelConfig
-    )  # first blur kernel (sizes 3..19 -> 21, sigma 0.2..3)
+    blur1: BlurKernelConfig = field(default_factory=BlurKernelConfig)  # sizes 3..19 -> 21, sigma 0.2..3
     resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # probability of resizing up / down / keeping the size
     resize_range: tuple[float, float] = (0.15, 1.5)  # down-scale from U(lo, 1), up-scale from U(1, hi)
     gaussian_noise_prob: float = 0.5  # probability of Gaussian (else Poisson) noise
@@ -116,7 +114,7 @@ class DegradationConfig:
         """Published testing degradation (``degradation_testing_realesrgan.yaml``), with which ResShift's
         ImageNet-Test (and so ``Val_SR``) was made: one order of mild blur, noise and JPEG, then
         the final resize, an occasional small sinc and a light JPEG."""
-        light = {"kernel_prob": (0.6, 0.4, 0.0, 0.0, 0.0, 0.0), "betap_range": (1.0, 1.2)}
+        light: dict[str, Any] = {"kernel_prob": (0.6, 0.4, 0.0, 0.0, 0.0, 0.0), "betap_range": (1.0, 1.2)}
         return cls(
             **{
                 "blur1": BlurKernelConfig(
@@ -393,7 +391,7 @@ def _check(hr: torch.Tensor, cfg: DegradationConfig) -> None:
 def _bicubic(hr: torch.Tensor, cfg: DegradationConfig) -> torch.Tensor:
     out = bicubic_downsample(hr, cfg.sf, matlab=cfg.bicubic_matlab)
     if cfg.resize_back:
-        out = interpolate(out, "bicubic", size=hr.shape[-2:])
+        out = interpolate(out, "bicubic", size=(hr.shape[-2], hr.shape[-1]))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,11 @@ class UNetConfig:
     # Ours, not published: fold r x r pixel blocks into channels before the input convolution
     # and unfold the prediction, so a pixel-space model runs its levels at 1/r resolution.
     pixel_unshuffle: int = 1
+
+    @property
+    def blocks_per_level(self) -> tuple[int, ...]:
+        """`num_res_blocks`, which __post_init__ stores as one entry per level."""
+        return cast(tuple[int, ...], self.num_res_blocks)
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
@@ -243,6 +249,7 @@ class Downsample(nn.Module):
     def __init__(self, channels: int, use_conv: bool, out_channels: int | None = None):
         super().__init__()
         out_channels = out_channels or channels
+        self.op: nn.Module
         if use_conv:
             self.op = nn.Conv2d(channels, out_channels, 3, stride=2, padding=1)
         elif out_channels != channels:
@@ -317,10 +324,18 @@ class ResBlock(nn.Module):
         return self.skip_connection(x) + conv(drop(act(h)))
 
 
+def _zero_conv(module: nn.Module) -> None:
+    conv = cast(nn.Conv2d, module)
+    conv.weight.zero_()
+    if conv.bias is not None:
+        conv.bias.zero_()
+
+
 class EmbedSequential(nn.Sequential):
     """Sequential whose residual blocks also receive the timestep embedding."""
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    # Sequential.forward takes one input; this one also takes the embedding (the published TimestepEmbedSequential).
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         for layer in self:
             x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
         return x
@@ -361,7 +376,7 @@ class ResShiftUNet(nn.Module):
         )
         skip_widths = [ch]
         for level in range(cfg.num_levels):
-            for i in range(cfg.num_res_blocks[level]):
+            for i in range(cfg.blocks_per_level[level]):
                 layers = [res_block(ch, width[level])]
                 ch = width[level]
                 if i == 0 and res[level] in cfg.attention_resolutions:
@@ -377,12 +392,12 @@ class ResShiftUNet(nn.Module):
 
         self.output_blocks = nn.ModuleList()
         for level in reversed(range(cfg.num_levels)):
-            for i in range(cfg.num_res_blocks[level] + 1):
+            for i in range(cfg.blocks_per_level[level] + 1):
                 layers = [res_block(ch + skip_widths.pop(), width[level])]
                 ch = width[level]
                 if i == 0 and res[level] in cfg.attention_resolutions:
                     layers.append(swin(ch, res[level]))
-                if level and i == cfg.num_res_blocks[level]:
+                if level and i == cfg.blocks_per_level[level]:
                     up = res_block(ch, resample="up") if cfg.resblock_updown else Upsample(ch, cfg.conv_resample)
                     layers.append(up)
                 self.output_blocks.append(EmbedSequential(*layers))
@@ -407,7 +422,11 @@ class ResShiftUNet(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.time_embed[0].weight.dtype
+        return self._time_linears()[0].weight.dtype
+
+    def _time_linears(self) -> tuple[nn.Linear, nn.Linear]:
+        first, _, second = self.time_embed
+        return cast(nn.Linear, first), cast(nn.Linear, second)
 
     @property
     def size_multiple(self) -> int:
@@ -420,14 +439,12 @@ class ResShiftUNet(nn.Module):
         network's first prediction is 0. For training from scratch; loading replaces it all."""
         for module in self.modules():
             if isinstance(module, ResBlock):
-                last = module.out_layers[-1]
-                last.weight.zero_()
-                last.bias.zero_()
-        self.out[-1].weight.zero_()
-        self.out[-1].bias.zero_()
+                _zero_conv(module.out_layers[-1])
+        _zero_conv(self.out[-1])
         return self
 
-    def _check_inputs(self, x: torch.Tensor, lq: torch.Tensor | None, mask: torch.Tensor | None) -> None:
+    def _check_inputs(self, x: torch.Tensor, lq: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """Raise InputError unless the inputs fit this network; the LR image, known to be given."""
         cfg = self.config
         if x.ndim != 4:
             raise InputError(f"x must be a (batch, channels, height, width) tensor, got shape {tuple(x.shape)}")
@@ -449,6 +466,7 @@ class ResShiftUNet(nn.Module):
                 f"lq is {lq.shape[-2]}x{lq.shape[-1]} but must be {factor}x the latent "
                 f"{x.shape[-2]}x{x.shape[-1]}, i.e. {x.shape[-2] * factor}x{x.shape[-1] * factor}"
             )
+        return lq
 
     def forward(
         self,
@@ -457,7 +475,7 @@ class ResShiftUNet(nn.Module):
         lq: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        self._check_inputs(x, lq, mask)
+        lq = self._check_inputs(x, lq, mask)
         dtype = self.dtype
         timesteps = torch.as_tensor(timesteps, device=x.device).reshape(-1).expand(x.shape[0])
         emb = self._time_embedding(timesteps).to(dtype)
@@ -483,7 +501,8 @@ class ResShiftUNet(nn.Module):
     def _time_embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
         """The timestep MLP in fp32 whatever the model dtype: a few rows, and half-precision models
         then get the published embedding up to one final rounding."""
-        first, act, second = self.time_embed
+        first, second = self._time_linears()
+        act = self.time_embed[1]
         device = timesteps.device
         freqs = None if torch.compiler.is_compiling() else self._freqs.get(device)
         if freqs is None:  # once per device: no host-to-device copy per step (CUDA-graph friendly)

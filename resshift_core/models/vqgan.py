@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import cache
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,11 @@ class VQGANConfig:
     double_z: bool = False
     dropout: float = 0.0
     padding_mode: str = "zeros"
+
+    @property
+    def blocks_per_level(self) -> tuple[int, ...]:
+        """`num_res_blocks`, which __post_init__ stores as one entry per level."""
+        return cast(tuple[int, ...], self.num_res_blocks)
 
     def __post_init__(self):
         self.ch_mult = tuple(int(m) for m in self.ch_mult)
@@ -264,7 +270,7 @@ class VQGAN(nn.Module):
     def __init__(self, config: VQGANConfig):
         super().__init__()
         self.config = config
-        blocks = config.num_res_blocks
+        blocks = config.blocks_per_level
         self.encoder = Encoder(
             in_channels=config.in_channels,
             ch=config.ch,
@@ -299,7 +305,7 @@ class VQGAN(nn.Module):
     def downsample_factor(self) -> int:
         return self.config.downsample_factor
 
-    def compute_dtype(self, device: torch.device) -> torch.dtype:
+    def compute_dtype(self, device: torch.device | str) -> torch.dtype:
         """The dtype activations are computed in for inputs on `device`."""
         dtype = self.dtype
         if dtype in (torch.float16, torch.bfloat16) and torch.device(device).type == "cpu":

@@ -135,7 +135,8 @@ class Conv2d(nn.Conv2d):
 def conv1x1_tokens(conv: nn.Conv2d, tokens: torch.Tensor) -> torch.Tensor:
     """A 1x1 conv applied to (B, N, C) tokens: a plain matmul, no layout change."""
     weight = conv.weight.to(tokens.dtype).flatten(1)
-    return F.linear(tokens, weight, conv.bias.to(tokens.dtype))
+    bias = None if conv.bias is None else conv.bias.to(tokens.dtype)
+    return F.linear(tokens, weight, bias)
 
 
 class ResnetBlock(nn.Module):
@@ -217,7 +218,8 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = upsample_conv_weight(self.conv.weight).to(x.dtype)
-        return F.conv_transpose2d(x, weight, self.conv.bias.to(x.dtype), stride=2, padding=1)
+        bias = None if self.conv.bias is None else self.conv.bias.to(x.dtype)
+        return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The published two-step form, for tests."""
@@ -277,6 +279,7 @@ class Encoder(nn.Module):
         self.conv_in = Conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         width_in = ch
+        chain = [ch]  # ch_mult is never empty: the loop below sets it
         for i, width in enumerate(widths):
             chain = [width_in] + [width] * blocks_per_level[i]
             self.down.append(Level(chain, dropout, attn_levels[i], "down" if i != last else None))
