@@ -61,7 +61,8 @@ def _synthetic(h=256, w=256, seed=0):
     img = np.zeros((h, w, 3))
     for c in range(3):
         for _ in range(6):
-            fx, fy, ph = [*r.uniform(0.5, 12, 2).tolist(), r.uniform(0, 6.28)]
+            fx, fy = r.uniform(0.5, 12, 2).tolist()
+            ph = r.uniform(0, 6.28)
             img[..., c] += np.sin(2 * np.pi * (fx * xx + fy * yy) + ph) * r.uniform(0.05, 0.15)
     for _ in range(8):
         y0, x0 = r.integers(0, h - 20), r.integers(0, w - 20)
@@ -326,11 +327,12 @@ def test_imresize_matlab_matches_published_matlab_lr():
         command = ["git", "-C", str(MIRROR_BICUBIC), "show", f"HEAD:{path}"]
         return subprocess.run(command, capture_output=True, check=False).stdout
 
-    gt, lq = get(f"testdata/Bicubicx4/gt/{name}"), get(f"testdata/Bicubicx4/lq_matlab/{name}")
-    if not gt or not lq:
+    gt_png, lq_png = get(f"testdata/Bicubicx4/gt/{name}"), get(f"testdata/Bicubicx4/lq_matlab/{name}")
+    if not gt_png or not lq_png:
         pytest.skip("test images not in the mirror")
-    gt = to_tensor(np.asarray(Image.open(io.BytesIO(gt)).convert("RGB")))
-    lq = torch.from_numpy(np.asarray(Image.open(io.BytesIO(lq)).convert("RGB")).astype(np.float64)).permute(2, 0, 1)
+    gt = to_tensor(np.asarray(Image.open(io.BytesIO(gt_png)).convert("RGB")))
+    lq_rgb = np.asarray(Image.open(io.BytesIO(lq_png)).convert("RGB"))
+    lq = torch.from_numpy(lq_rgb.astype(np.float64)).permute(2, 0, 1)
     ours = (imresize_matlab(gt[None].double(), 0.25)[0] * 255).round().clamp(0, 255)
     assert float((ours - lq).abs().max()) <= 1.0
 
@@ -426,6 +428,7 @@ def test_params_helper_reproduces_and_images_differ(nat):
     hr = nat[:, :, :64, :64]
     g1 = gen(11)
     lr, p = degrade_with_params(hr, g1)
+    assert p is not None  # None only in bicubic mode
     g2 = gen(11)
     p2 = sample_params(g2, hr.shape[0])
     torch.testing.assert_close(p2.kernel1, p.kernel1)
@@ -445,7 +448,7 @@ def test_params_helper_reproduces_and_images_differ(nat):
 def test_per_sample_mode_varies_batch_level_choices():
     hr = torch.rand(4, 3, 48, 48, generator=gen(13))
     lr, p = degrade_with_params(hr, gen(14), DegradationConfig(per_sample=True))
-    assert lr.shape == (4, 3, 12, 12)
+    assert p is not None and lr.shape == (4, 3, 12, 12)
     assert len(set(zip(p.resize1_mode, p.resize1_scale.tolist(), p.final_order, strict=True))) > 1
     # same result as degrading each image alone with its own parameters
     g = gen(14)
@@ -478,13 +481,13 @@ def test_no_global_rng_use(nat):
     torch.manual_seed(1234)
     np.random.seed(1234)
     random.seed(1234)
-    t_state, n_state, p_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    t_state, n_state, p_state = torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate()
     degrade(nat[:2, :, :64, :64], gen(16), DegradationConfig(per_sample=True))
     sample_masks(3, 64, 64, gen(17))
     degrade_face(nat[:2, :, :64, :64], gen(18), FaceDegradationConfig(gray_prob=0.5))
     assert torch.equal(torch.get_rng_state(), t_state)
-    n_now = np.random.get_state()
-    assert np.array_equal(n_now[1], n_state[1]) and n_now[2] == n_state[2]
+    n_now = np.random.get_state(legacy=False)["state"]
+    assert np.array_equal(n_now["key"], n_state["state"]["key"]) and n_now["pos"] == n_state["state"]["pos"]
     assert random.getstate() == p_state
 
 

@@ -19,7 +19,17 @@ PAYLOAD = len(HEADER).to_bytes(8, "little") + HEADER + bytes(range(256)) * 600
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
+class RecordingServer(http.server.ThreadingHTTPServer):
+    """Remembers (path, headers) of every request, for the tests to read."""
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]):
+        super().__init__(address, handler)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
+    server: RecordingServer
+
     def log_message(self, *args):  # keep pytest output clean
         pass
 
@@ -55,8 +65,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []
+    httpd = RecordingServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -255,5 +264,6 @@ def test_shipped_files_match_their_registry_hash_and_size():
 
     for entry in registry.entries():
         if entry.shipped:
+            assert entry.local_path is not None, entry.name
             data = entry.local_path.read_bytes()
             assert entry.size_bytes == len(data) and entry.sha256 == hashlib.sha256(data).hexdigest(), entry.name

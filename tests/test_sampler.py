@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from resshift_core.models.unet import ResBlock
 from resshift_core.presets import DiffusionPreset
 from resshift_core.sampler import SeededNoise, sample
 from resshift_core.schedule import ScheduleConfig, make_schedule
@@ -41,10 +42,11 @@ def test_init_as_published_zeroes_block_outputs_and_the_head():
     x, lq = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g)
     with torch.no_grad():
         assert net(x, torch.tensor([2]), lq=lq).abs().max() == 0  # the first prediction is 0
-    assert net.out[-1].weight.abs().sum() == 0
-    assert net.input_blocks[0][0].weight.abs().sum() > 0  # the rest keeps its random init
+    assert net.get_parameter("out.2.weight").abs().sum() == 0
+    assert net.get_parameter("input_blocks.0.0.weight").abs().sum() > 0  # the rest keeps its random init
     # Every residual block starts as its skip path: h -> skip(h).
-    block = net.input_blocks[1][0]
+    block = net.get_submodule("input_blocks.1.0")
+    assert isinstance(block, ResBlock)
     h, emb = torch.randn(1, 32, 16, 16, generator=g), torch.randn(1, net.config.time_embed_dim, generator=g)
     with torch.no_grad():
         torch.testing.assert_close(block(h, emb), block.skip_connection(h))

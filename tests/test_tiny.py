@@ -24,13 +24,15 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_every_task_builds_its_pair(task):
     unet, vae = make_tiny(task)
     spec = TASKS[task]
-    assert unet.preset.name == spec.preset and unet.config == tiny_unet_config(task)
+    assert unet.preset is not None and unet.preset.name == spec.preset
+    assert unet.config == tiny_unet_config(task)
     assert unet.config.in_channels == spec.latent_channels
     assert unet.config.lq_size == unet.config.image_size * spec.lq_ratio
     if task in PIXEL_TASKS:
         assert vae is None
     else:
-        assert vae.config == tiny_vqgan_config(task) and vae.config.downsample_factor == spec.vae_factor
+        assert vae is not None and vae.config == tiny_vqgan_config(task)
+        assert vae.model.config.downsample_factor == spec.vae_factor
 
 
 def test_overrides_replace_fields_and_lq_size_follows_image_size():
@@ -64,17 +66,18 @@ def test_seeds_are_reproducible_and_leave_the_global_rng_alone():
 def test_tiny_unet_is_the_unet_of_make_tiny():
     unet, vae = make_tiny("faceir", seed=4)
     assert _same_weights(tiny_unet("faceir", seed=4), unet.model)
-    assert tiny_vqgan("faceir", seed=4).config == vae.config  # same config; drawn after the UNet there
+    assert vae is not None and tiny_vqgan("faceir", seed=4).config == vae.config  # drawn after the UNet there
 
 
 def test_make_tiny_overrides_reach_both_networks():
     unet, vae = make_tiny("realsr", unet_overrides={"window_size": 2}, vqgan_overrides={"n_embed": 8})
-    assert unet.config.window_size == 2 and vae.config.n_embed == 8
-    assert unet.model.config == unet.config
+    assert unet.model.config == unet.config == tiny_unet_config("realsr", window_size=2)
+    assert vae is not None and vae.model.config.n_embed == 8
 
 
 def test_written_checkpoints_are_named_per_task(tmp_path):
     unet_path, vae_path = write_tiny_checkpoints(tmp_path, "pixel")
     assert unet_path.name == "tiny_pixel_unet.safetensors" and vae_path is None
     unet_path, vae_path = write_tiny_checkpoints(tmp_path, "bicsr")
+    assert vae_path is not None
     assert [unet_path.name, vae_path.name] == ["tiny_bicsr_unet.safetensors", "tiny_bicsr_vae.safetensors"]

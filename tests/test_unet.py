@@ -1,6 +1,7 @@
 """The ResShift UNet: published layouts, detection from weights, reference parity, any input size."""
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -129,7 +130,7 @@ def test_config_rejects_what_it_cannot_build(bad, words):
 # ------------------------------------------------------------------------------------------------
 
 # name -> (tiny task, overrides): what each one varies from the task's tiny UNet (resshift_core.tiny)
-TINY = {
+TINY: dict[str, tuple[str, dict[str, Any]]] = {
     # like the reference case: three levels, per-level res blocks, LR at latent size
     "three_levels": ("realsr", {"num_res_blocks": [1, 2, 1], "channel_mult": [1, 2, 2]}),
     # inpainting: mask channel, LR at 2x, one Swin block per layer, GroupNorm in the patch embedding

@@ -2,6 +2,7 @@
 
 import json
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ AUTOENCODER_LAYOUTS = [p for p in published_layouts() if json.loads(p.read_text(
 
 # Small, varied configs: 2-4 levels, blocks as int and per level, z/embed 3 and 8, attention.
 # name -> (tiny task, overrides of that task's tiny VQGAN in resshift_core.tiny)
-TINY_CONFIGS = {
+TINY_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "f2_plain": ("realsr", {"n_embed": 16, "ch_mult": (1, 2)}),
     "f4_embed8": ("realsr", {"embed_dim": 8, "n_embed": 24, "ch_mult": (1, 1, 2), "num_res_blocks": 2}),
     "f8_attn": (
@@ -116,7 +117,7 @@ def test_config_rejects_what_it_cannot_build():
         VQGANConfig(embed_dim=3, n_embed=8, z_channels=3, ch=32, ch_mult=(1, 2, 4), num_res_blocks=(1, 2))
     with pytest.raises(ArchitectureError, match="multiples of 32"):
         VQGANConfig(embed_dim=3, n_embed=8, z_channels=3, ch=48, ch_mult=(1, 2))
-    published = {
+    published: dict[str, Any] = {
         "embed_dim": 3,
         "n_embed": 8,
         "ddconfig": {"z_channels": 3, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []},
@@ -308,7 +309,7 @@ def test_channels_last_weights_and_inputs_match_nchw():
     x = _image((1, 3, 16, 24))
     with torch.no_grad():
         z, out = model.encode(x), model.decode(model.encode(x), quantize=False)
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         x_cl = x.contiguous(memory_format=torch.channels_last)
         z_cl = model.encode(x_cl)
         out_cl = model.decode(z_cl, quantize=False)
@@ -328,7 +329,7 @@ def test_half_precision_is_close_to_float32(dtype, upcast):
         z32 = model.encode(x.float())
         latent = z32.to(dtype)
         out32 = model.decode(latent.float(), quantize=False)
-        model.to(dtype=dtype, memory_format=torch.channels_last)
+        model.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # as above
         model.upcast_half_on_cpu = upcast
         z = model.encode(x)
         out = model.decode(latent, quantize=False)
@@ -389,5 +390,5 @@ def test_gradients_flow_in_training_mode():
     out = model.decode(model.encode(x), quantize=True)
     out.square().mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
-    assert model.encoder.down[0].block[0].norm1.weight.grad is not None
-    assert model.decoder.up[1].upsample.conv.weight.grad is not None
+    assert model.get_parameter("encoder.down.0.block.0.norm1.weight").grad is not None
+    assert model.get_parameter("decoder.up.1.upsample.conv.weight").grad is not None

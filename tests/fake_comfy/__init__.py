@@ -61,6 +61,7 @@ def tiny_checkpoints(cache_dir: Path) -> dict[str, Path]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     for task, names in TINY_FILES.items():
         unet, vae = write_tiny_checkpoints(cache_dir / task, task, seed=0)
+        assert vae is not None, f"{task}: every workflow task has a VQGAN"
         _TINY_CACHE[names["unet"]] = unet
         _TINY_CACHE.setdefault(names["vae"], vae)
     return dict(_TINY_CACHE)
@@ -125,6 +126,8 @@ class Host:
 def load_pack(name: str = PACK_MODULE) -> ModuleType:
     """Import the repository root as ComfyUI imports a custom node folder (nodes.load_custom_node)."""
     spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {REPO / '__init__.py'} as {name}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -148,9 +151,8 @@ def comfy(tmp_path, tmp_path_factory, monkeypatch):
         mm = importlib.import_module("comfy.model_management")
         utils = importlib.import_module("comfy.utils")
         patcher = importlib.import_module("comfy.model_patcher")
-        host = Host(base, mm, patcher, utils, folder_paths, pack=None)
 
-        def hook(value, total, preview, node_id=None):  # what ComfyUI's server hook does
+        def hook(value, total, preview, node_id=None):  # what ComfyUI's server hook does (host: below)
             host.progress.append((value, total))
             if preview is not None:
                 host.previews.append(preview)
@@ -159,7 +161,7 @@ def comfy(tmp_path, tmp_path_factory, monkeypatch):
             mm.throw_exception_if_processing_interrupted()
 
         utils.set_progress_bar_global_hook(hook)
-        host.pack = load_pack()
+        host = Host(base, mm, patcher, utils, folder_paths, pack=load_pack())
         yield host
     finally:
         for k in [k for k in sys.modules if _is_host_module(k) or _is_pack_module(k)]:
@@ -310,7 +312,7 @@ def check_value(input_type, options: dict, value) -> str | None:
     return None
 
 
-def validate_node_input(received_type: str, input_type: str) -> bool:
+def validate_node_input(received_type: object, input_type: object) -> bool:
     if received_type == input_type:
         return True
     if not isinstance(received_type, str) or not isinstance(input_type, str):

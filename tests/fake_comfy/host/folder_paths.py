@@ -11,7 +11,7 @@ import os
 
 supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 
-folder_names_and_paths = {}
+folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {}  # name -> (folders, extensions)
 base_path = ""
 models_dir = ""
 input_directory = output_directory = temp_directory = ""

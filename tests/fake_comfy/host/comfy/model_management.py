@@ -13,6 +13,7 @@ import os
 import threading
 import weakref
 from enum import Enum
+from typing import Any
 
 import torch
 
@@ -48,7 +49,7 @@ FORCED_UNET_DTYPE = None  # like --fp16-unet / --bf16-unet / --fp32-unet
 FORCED_VAE_DTYPE = None  # like --fp16-vae / --bf16-vae / --fp32-vae
 SUPPORTS_BF16 = False  # what should_use_bf16 answers for the accelerator
 SUPPORTS_FP16 = False
-calls = []  # (function name, kwargs) of the calls the nodes made, for assertions
+calls: list[tuple[str, dict[str, Any]]] = []  # (function name, kwargs) of the calls the nodes made, for assertions
 
 OOM_EXCEPTION = torch.cuda.OutOfMemoryError
 
@@ -178,15 +179,15 @@ def minimum_inference_memory():
     return 0
 
 
-class LoadedModel:
+class LoadedModel:  # noqa: PLW1641 -- unhashable, as in ComfyUI: equality follows the weakly held model
     """A loaded ModelPatcher (held weakly), as in ComfyUI."""
 
     def __init__(self, model):
         self._model = weakref.ref(model)
         self.device = model.load_device
-        self.real_model = None
+        self.real_model: weakref.ref | None = None  # set by model_load
         self.currently_used = True
-        self.model_finalizer = None
+        self.model_finalizer: weakref.finalize | None = None  # set by model_load
 
     @property
     def model(self):
@@ -222,6 +223,7 @@ class LoadedModel:
             if freed >= memory_to_free:
                 return False
         self.model.detach(unpatch_weights)
+        assert self.model_finalizer is not None, "model_unload before model_load"
         self.model_finalizer.detach()
         self.model_finalizer = None
         self.real_model = None
@@ -230,13 +232,12 @@ class LoadedModel:
     def __eq__(self, other):
         return self.model is other.model
 
-    __hash__ = None  # unhashable, as in ComfyUI: equality follows the weakly held model
-
     def is_dead(self):
+        assert self.real_model is not None, "is_dead before model_load"
         return self.real_model() is not None and self.model is None
 
 
-current_loaded_models = []
+current_loaded_models: list[LoadedModel] = []
 
 
 def free_memory(memory_required, device, keep_loaded=()):
@@ -292,9 +293,10 @@ def load_models_gpu(
             if loaded.model.is_clone(current_loaded_models[i].model):
                 old = current_loaded_models.pop(i)
                 old.model.detach(unpatch_all=False)
+                assert old.model_finalizer is not None, "a listed model was loaded"
                 old.model_finalizer.detach()
 
-    required = {}
+    required: dict[torch.device, float] = {}
     for loaded in to_load:
         required[loaded.device] = required.get(loaded.device, 0) + loaded.model_memory_required(loaded.device)
     for device, amount in required.items():
@@ -304,7 +306,7 @@ def load_models_gpu(
     for loaded in to_load:
         patcher = loaded.model
         state = VRAMState.DISABLED if is_device_cpu(patcher.load_device) else vram_state
-        lowvram_model_memory = 0
+        lowvram_model_memory: float = 0
         if lowvram_available and state in (VRAMState.LOW_VRAM, VRAMState.NORMAL_VRAM) and not force_full_load:
             loaded_memory = loaded.model_loaded_memory()
             current_free = get_free_memory(patcher.load_device) + loaded_memory
@@ -332,7 +334,9 @@ def cleanup_models_gc():
 
 def cleanup_models():
     for i in reversed(range(len(current_loaded_models))):
-        if current_loaded_models[i].real_model() is None:
+        real_model = current_loaded_models[i].real_model
+        assert real_model is not None, "a listed model was loaded"
+        if real_model() is None:
             current_loaded_models.pop(i)
 
 

@@ -8,6 +8,8 @@ are not `comfy.ops` layers (no `comfy_cast_weights`) are simply left behind. Wei
 Not ComfyUI's code: written for these tests from the documented behaviour.
 """
 
+from typing import Any
+
 import torch
 
 import comfy.model_management
@@ -22,7 +24,7 @@ class ModelPatcher:
         self.patches = {}
         self.backup = {}
         self.object_patches = {}
-        self.model_options = {"transformer_options": {}}
+        self.model_options: dict[str, Any] = {"transformer_options": {}}
         self.model_size()
         self.load_device = load_device
         self.offload_device = offload_device
