@@ -56,7 +56,7 @@ def test_blend_weights_are_a_partition_of_unity():
 
 
 def _index(slices: tuple[slice, ...]) -> tuple:
-    # (..., *slices) built outside the brackets: x[..., *s] is Python 3.11 syntax.
+    # Built outside the brackets: mypy (target 3.10) reads x[(..., *s)] as the 3.11-only x[..., *s].
     return (..., *slices)
 
 
