@@ -24,7 +24,7 @@ from resshift_core.errors import InputError
 from resshift_core.models.unet import UNetConfig
 from resshift_core.models.vqgan import VQGANConfig
 from resshift_core.pairing import check_pair, check_same_vae
-from resshift_core.pipeline import SEED_LIMIT, Prepared, ResShiftPipeline
+from resshift_core.pipeline import SEED_LIMIT, Prepared, ResShiftPipeline, resolve_steps
 from resshift_core.presets import DiffusionPreset
 from resshift_core.preview import LinearPreview
 from resshift_core.sampler import SeededNoise, StepInfo
@@ -375,7 +375,7 @@ def upscale(
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Encode, sample and decode in one go, with one progress bar (encode + steps + decode)."""
-    total = (steps or model.preset.default_steps) + 2
+    total = resolve_steps(model.preset, steps) + 2
     bar = host.progress_bar(total)
     latent = encode(model, vae, image, mask, vae_tile)
     bar.update_absolute(1, total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from resshift_core.colorfix import METHODS
+from resshift_core.pipeline import resolve_steps
 
 from . import runtime
 
@@ -136,7 +137,7 @@ class ResShiftSampler:
         }
 
     def sample(self, model, latent, seed, steps=0, tile_size=0, tile_overlap=0):
-        total = steps or model.preset.default_steps
+        total = resolve_steps(model.preset, steps)
         return (
             runtime.sample(model, latent, seed, steps, tile_size, tile_overlap, progress=runtime.step_progress(total)),
         )

@@ -80,6 +80,20 @@ def _crop(x: torch.Tensor, rows_cols: tuple[slice, slice]) -> torch.Tensor:
     return x[..., rows, cols]
 
 
+def resolve_steps(preset: DiffusionPreset, steps: int | None) -> int:
+    """The number of sampling steps to run: `steps` (1 to the trained count), or the preset's
+    default for None / 0. The one rule for every front-end."""
+    trained = preset.steps
+    if steps is None or (type(steps) is int and steps == 0):
+        return preset.default_steps
+    if type(steps) is not int or not 1 <= steps <= trained:  # user input: no bools or floats
+        raise InputError(
+            f"steps must be 1 to {trained} (this model was trained with {trained} steps; 0 or none = its "
+            f"default, {preset.default_steps}); got {steps!r}"
+        )
+    return steps
+
+
 def display_name(loaded: LoadedModel) -> str:
     """The model as messages name it: its file name, else its registry name, else 'the model'."""
     source = str(loaded.source or "")
@@ -265,16 +279,8 @@ class ResShiftPipeline:
         return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
 
     def resolve_steps(self, steps: int | None) -> int:
-        """The number of sampling steps to run: `steps`, or the preset's default for None / 0."""
-        trained = self.preset.steps
-        if steps is None or (type(steps) is int and steps == 0):
-            return self.preset.default_steps
-        if type(steps) is not int or not 1 <= steps <= trained:  # user input: no bools or floats
-            raise InputError(
-                f"steps must be 1 to {trained} (this model was trained with {trained} steps; 0 or none = its "
-                f"default, {self.preset.default_steps}); got {steps!r}"
-            )
-        return steps
+        """The number of sampling steps to run (see `resolve_steps`)."""
+        return resolve_steps(self.preset, steps)
 
     # -- tiling helpers ---------------------------------------------------------------
     @property

@@ -49,7 +49,7 @@ def _quantized(nodes_output: torch.Tensor) -> np.ndarray:
         ("pixel_fold", "none"),
     ],
 )
-def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):
+def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):  # noqa: F811 - fixture
     unet, vae = write_tiny_checkpoints(tmp_path / "models", task, seed=3)
     image, mask = _write_inputs(tmp_path, with_mask=task == "inpaint")
     args = [
