@@ -3,6 +3,7 @@
 # [tool.mypy]) as installed in .venv by the test extras (scripts/test.sh installs them).
 # Every check runs even when an earlier one fails, so one run shows everything; the exit status
 # is non-zero when any failed. Arguments, if given, replace the default paths (e.g. one file).
+# Findings are listed one a line; run ruff itself (without --output-format) to see each in context.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VPY=.venv/bin/python
@@ -19,8 +20,8 @@ run() {
     echo "== $name"
     "$@" || failed+=("$name")
 }
-run "ruff check" "$VPY" -m ruff check "${PATHS[@]}"
-run "ruff format --check" "$VPY" -m ruff format --check "${PATHS[@]}"
+run "ruff check" "$VPY" -m ruff check --output-format concise "${PATHS[@]}"
+run "ruff format --check" "$VPY" -m ruff format --check --output-format concise "${PATHS[@]}"
 run "mypy" "$VPY" -m mypy "${PATHS[@]}"
 
 if [ "${#failed[@]}" -gt 0 ]; then
