@@ -181,6 +181,7 @@ def _fix_value(err: ConfigError) -> str:
     ({"data": {"rescale_size": 16}}, "data.rescale_size"),
     ({"data": {"gt_size": 36}}, "data.gt_size"),  # not a multiple of the pixel-space UNet's 16
     ({"optim": {"betas": [0.9]}}, "optim.betas"),
+    ({"model": {"model_channels": 16}}, "[model]"),  # GroupNorm needs multiples of 32 channels
 ])
 def test_config_errors_name_the_field_in_one_line(valid, changes, field):
     cfg = valid

@@ -13,6 +13,7 @@ from typing import Optional
 
 from .config import TrainConfig, tomllib
 from .distributed import Ranks
+from ..errors import ResShiftError
 from .errors import ConfigError
 
 CONFIG_ERROR_STATUS = 2  # as argparse's usage errors
@@ -56,9 +57,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return _run(args, ranks)
     except ConfigError as e:
-        if ranks.main:  # every rank found the same error; one sentence is enough
-            print(f"config error: {e}", file=sys.stderr)
+        _say(ranks, f"config error: {e}")
         return CONFIG_ERROR_STATUS
+    except ResShiftError as e:  # a checkpoint or image that cannot be used: also a sentence, not a traceback
+        _say(ranks, f"error: {e}")
+        return 1
+
+
+def _say(ranks: Ranks, line: str) -> None:
+    """Every rank met the same error (the same config and files); rank 0 says it once."""
+    if ranks.main:
+        print(line, file=sys.stderr)
 
 
 def _run(args: argparse.Namespace, ranks: Ranks) -> int:

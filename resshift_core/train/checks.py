@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..devices import DTYPE_NAMES, pick_device
-from ..errors import InputError
+from ..errors import ArchitectureError, InputError
+from ..models.unet import ResShiftUNet, UNetConfig
 from .batches import plan_batches, plan_degradation
 from .config import TrainConfig
 from .data import check_crop_sizes
@@ -25,6 +26,7 @@ def check_config(cfg: TrainConfig, world: int = 1, local_rank: int = 0) -> None:
     TrainConfig.from_dict(cfg.to_dict())  # keys and types, also for configs built in Python
     _check_ranges(cfg)
     preset = cfg.model.diffusion_preset()
+    _check_network_builds(cfg.model.unet)
     _check_paths(cfg)
     check_crop_sizes(cfg.data.gt_size, cfg.data.rescale_size, preset.sf, paired=bool(cfg.data.lq_dir))
     if not preset.latent:
@@ -75,6 +77,17 @@ def _check_ranges(cfg: TrainConfig) -> None:
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise ConfigError("optim.betas", f"= {list(betas)} must be two numbers in [0, 1)",
                           "for example optim.betas = [0.9, 0.999] (the default)")
+
+
+def _check_network_builds(unet: UNetConfig) -> None:
+    """Layers have rules of their own (GroupNorm's 32 groups): build the network without memory."""
+    try:
+        with torch.device("meta"):
+            ResShiftUNet(unet)
+    except (ValueError, RuntimeError, ArchitectureError) as e:
+        raise ConfigError("[model]", f"describes no buildable UNet: {e}",
+                          "python -m resshift_core.train --print-config shows a working architecture (the published one)"
+                          ) from None
 
 
 def _check_paths(cfg: TrainConfig) -> None:

@@ -55,16 +55,19 @@ class CropDataset:
     def __init__(self, train_dir: str, gt_size: int, *, lq_dir: str = "", sf: int = 4, use_hflip: bool = True,
                  use_rot: bool = False, cache: bool = True, rescale_gt: bool = False, rescale_size: int = 0):
         if not train_dir:
-            raise ValueError("data.train_dir is empty: name a folder of HR training images")
+            raise ConfigError("data.train_dir", "is empty", "name a folder of HR training images")
         self.paths = list_images(train_dir, recursive=True)
         if not self.paths:
-            raise ValueError(f"no images found under {train_dir}")
+            raise ConfigError("data.train_dir", f"= {train_dir!r} holds no images", "name a folder of HR training "
+                              "images (png, jpg, webp, bmp, tif; searched recursively)")
         self.lq_paths: Optional[list[Path]] = None
         if lq_dir:
             by_stem = {Path(p).stem: p for p in list_images(lq_dir, recursive=True)}
             missing = [p for p in self.paths if Path(p).stem not in by_stem]
             if missing:
-                raise ValueError(f"{len(missing)} HR images have no LR partner in {lq_dir}, e.g. {missing[0]}")
+                raise ConfigError("data.lq_dir", f"= {lq_dir!r} lacks the LR partners of {len(missing)} HR images, "
+                                  f"e.g. {missing[0]}", 'give every HR image an LR image of the same name, or '
+                                  'data.lq_dir = "" (synthetic degradation)')
             self.lq_paths = [by_stem[Path(p).stem] for p in self.paths]
         self.gt_size, self.sf = int(gt_size), int(sf)
         check_crop_sizes(self.gt_size, int(rescale_size), self.sf, paired=self.lq_paths is not None)
@@ -184,7 +187,8 @@ def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.T
     root = Path(val_dir)
     lq_dir, gt_dir = root / "lq", root / "gt"
     if not lq_dir.is_dir() or not gt_dir.is_dir():
-        raise ValueError(f"validation folder {val_dir} needs lq/ and gt/ subfolders")
+        raise ConfigError("data.val_dir", f"= {val_dir!r} has no lq/ and gt/ subfolders",
+                          'name a folder that has them (e.g. Val_SR), or data.val_dir = ""')
     gts = {Path(p).stem: p for p in list_images(gt_dir, recursive=False)}
     pairs = []
     for p in list_images(lq_dir, recursive=False):
@@ -195,7 +199,8 @@ def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.T
         if max_images and len(pairs) >= max_images:
             break
     if not pairs:
-        raise ValueError(f"no lq/gt pairs with matching names in {val_dir}")
+        raise ConfigError("data.val_dir", f"= {val_dir!r} has no lq/gt pairs with matching names",
+                          "give lq/NAME and gt/NAME images the same names")
     return pairs
 
 
