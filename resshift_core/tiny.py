@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import torch
@@ -41,22 +42,28 @@ class TinyTask(NamedTuple):
     lq_ratio: int  # LR pixels per latent pixel
 
 
-TASKS: dict[str, TinyTask] = {
-    "realsr": TinyTask("realsr_x4_s4", 4, 3, 1),
-    "bicsr": TinyTask("bicsr_x4_s4", 4, 3, 1),
-    "realsr_x2": TinyTask("realsr_x2_s4", 4, 3, 2),
-    "inpaint": TinyTask("inpaint_s4", 4, 3, 4),
-    "faceir": TinyTask("faceir_s4", 8, 8, 8),
-    "pixel": TinyTask("pixel_realsr_x4_s4", 1, 3, 1),  # no VQGAN: the chain runs on pixels
-    "pixel_fold": TinyTask("tiny_realsr_x4", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
-}
+# Read-only (a mapping proxy): every caller shares it.
+TASKS: Mapping[str, TinyTask] = MappingProxyType(
+    {
+        "realsr": TinyTask("realsr_x4_s4", 4, 3, 1),
+        "bicsr": TinyTask("bicsr_x4_s4", 4, 3, 1),
+        "realsr_x2": TinyTask("realsr_x2_s4", 4, 3, 2),
+        "inpaint": TinyTask("inpaint_s4", 4, 3, 4),
+        "faceir": TinyTask("faceir_s4", 8, 8, 8),
+        "pixel": TinyTask("pixel_realsr_x4_s4", 1, 3, 1),  # no VQGAN: the chain runs on pixels
+        "pixel_fold": TinyTask("tiny_realsr_x4", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
+    }
+)
 PIXEL_TASKS = ("pixel", "pixel_fold")
 
 # VQGAN levels per downsampling factor (1: an unused placeholder, the pixel tasks have no VQGAN).
 _VQGAN_LEVELS = {1: (1,), 4: (1, 2, 2), 8: (1, 2, 2, 2)}
 
 
-def _with_overrides(config_class: type, base: dict[str, Any], overrides: Mapping[str, Any]) -> Any:
+Config = TypeVar("Config", UNetConfig, VQGANConfig)
+
+
+def _with_overrides(config_class: type[Config], base: dict[str, Any], overrides: Mapping[str, Any]) -> Config:
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(config_class)})
     if unknown:
         raise TypeError(f"{config_class.__name__} has no field {', '.join(unknown)}")
