@@ -120,7 +120,11 @@ def test_inspect_and_convert(tmp_path, tiny, capsys):
     out = tmp_path / "mine.safetensors"
     assert main(["convert", str(pth), str(out), "--preset", "realsr_x4_s15"]) == 0
     converted = load_unet(out)
-    assert converted.preset.name == "realsr_x4_s15" and converted.preset_source == "metadata"
+    assert (
+        converted.preset is not None
+        and converted.preset.name == "realsr_x4_s15"
+        and converted.preset_source == "metadata"
+    )
     for k, v in converted.model.state_dict().items():
         assert torch.equal(v, sd[k])
 
@@ -206,7 +210,7 @@ def test_shipped_models_run_by_name_and_experimental_ones_are_never_the_default(
     from resshift_core import registry
 
     shipped = [e for e in registry.entries() if e.shipped and e.part == "unet"]
-    assert shipped and all(e.local_path.is_file() for e in shipped)
+    assert shipped and all(e.local_path is not None and e.local_path.is_file() for e in shipped)
     monkeypatch.setenv("RESSHIFT_MODELS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("RESSHIFT_OFFLINE", "1")
     rng = np.random.default_rng(3)

@@ -33,13 +33,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 PACK = "comfyui-resshift"
-NODE_IDS = {"ResShiftModelLoader", "ResShiftVAELoader", "ResShiftEncode", "ResShiftSampler", "ResShiftDecode",
-            "ResShiftUpscale", "ResShiftColorFix"}
+NODE_IDS = {
+    "ResShiftModelLoader",
+    "ResShiftVAELoader",
+    "ResShiftEncode",
+    "ResShiftSampler",
+    "ResShiftDecode",
+    "ResShiftUpscale",
+    "ResShiftColorFix",
+}
 INPUT_SIZE = (24, 20)
 HOLE = (6, 14, 5, 12)
-SCALE = {"resshift_realsr_x4": 4, "resshift_upscale_one_node": 4, "resshift_bicubic_x4": 4,
-         "resshift_inpainting": 1, "resshift_face_restoration": 1}
-START_TIMEOUT_S = float(os.environ.get("COMFYUI_START_TIMEOUT", 300))
+SCALE = {
+    "resshift_realsr_x4": 4,
+    "resshift_upscale_one_node": 4,
+    "resshift_bicubic_x4": 4,
+    "resshift_inpainting": 1,
+    "resshift_face_restoration": 1,
+}
+START_TIMEOUT_S = float(os.environ.get("COMFYUI_START_TIMEOUT", "300"))
 RUN_TIMEOUT_S = 300
 
 
@@ -76,13 +88,28 @@ def server(tmp_path_factory, tiny_cache):
     write_test_image(base / "input" / "example.png", INPUT_SIZE, hole=HOLE)
     port = free_port()
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    cmd = [python, "main.py", "--cpu", "--base-directory", str(base), "--extra-model-paths-config", str(config),
-           "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch", "--preview-method", "auto",
-           "--database-url", "sqlite:///:memory:"]
+    cmd = [
+        python,
+        "main.py",
+        "--cpu",
+        "--base-directory",
+        str(base),
+        "--extra-model-paths-config",
+        str(config),
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-auto-launch",
+        "--preview-method",
+        "auto",
+        "--database-url",
+        "sqlite:///:memory:",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RESSHIFT_MODELS_DIR")}
     env.update(RESSHIFT_OFFLINE="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     log_path = base / "server.log"
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 - the server writes into it until the fixture's teardown closes it
     proc = subprocess.Popen(cmd, cwd=COMFY, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -126,7 +153,13 @@ def test_pack_imports_and_nodes_are_listed(server):
     sampler = info["ResShiftSampler"]["input"]["required"]
     assert sampler["seed"][1]["control_after_generate"] is True
     assert list(info["ResShiftSampler"]["input_order"]["required"]) == [
-        "model", "latent", "seed", "steps", "tile_size", "tile_overlap"]
+        "model",
+        "latent",
+        "seed",
+        "steps",
+        "tile_size",
+        "tile_overlap",
+    ]
     assert info["ResShiftDecode"]["output"] == ["IMAGE"]
 
 
@@ -216,8 +249,8 @@ for module_name, names in wanted.items():
             out[f"{module_name}:{name}"] = None
         elif callable(obj) and not isinstance(obj, type):
             sig = inspect.signature(obj)  # names, kinds and defaults; annotations aside
-            sig = sig.replace(parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
-                              return_annotation=inspect.Signature.empty)
+            bare = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+            sig = sig.replace(parameters=bare, return_annotation=inspect.Signature.empty)
             out[f"{module_name}:{name}"] = str(sig)
         else:
             out[f"{module_name}:{name}"] = type(obj).__name__
@@ -235,12 +268,17 @@ def fake_surface() -> dict:
     from fake_comfy import HOST_DIR
 
     surface = {}
-    files = {"comfy.model_management": "comfy/model_management.py", "comfy.model_patcher": "comfy/model_patcher.py",
-             "comfy.utils": "comfy/utils.py", "folder_paths": "folder_paths.py", "comfy.cli_args": "comfy/cli_args.py"}
+    files = {
+        "comfy.model_management": "comfy/model_management.py",
+        "comfy.model_patcher": "comfy/model_patcher.py",
+        "comfy.utils": "comfy/utils.py",
+        "folder_paths": "folder_paths.py",
+        "comfy.cli_args": "comfy/cli_args.py",
+    }
     saved = {k: v for k, v in sys.modules.items() if k == "comfy" or k.startswith("comfy.") or k == "folder_paths"}
     sys.path.insert(0, str(HOST_DIR))
     try:
-        for module_name, rel in files.items():
+        for module_name in files:
             module = importlib.import_module(module_name)
             names = []
             for name, obj in vars(module).items():
@@ -250,8 +288,11 @@ def fake_surface() -> dict:
                     names.append(name)
                 elif insp.isclass(obj):
                     names.append(name)
-                    names += [f"{name}.{m}" for m, f in vars(obj).items()
-                              if insp.isfunction(f) and not m.startswith("_") and m not in TEST_ONLY]
+                    names += [
+                        f"{name}.{m}"
+                        for m, f in vars(obj).items()
+                        if insp.isfunction(f) and not m.startswith("_") and m not in TEST_ONLY
+                    ]
                     if "__init__" in vars(obj):
                         names.append(f"{name}.__init__")
             surface[module_name] = names
@@ -265,11 +306,18 @@ def fake_surface() -> dict:
 
 
 def signatures(python: str, cwd: str, surface: dict) -> dict:
-    result = subprocess.run([python, "-c", SIGNATURE_PROBE], cwd=cwd, input=json.dumps(surface), text=True,
-                            capture_output=True, timeout=300)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("SIGNATURES")), None)
+    result = subprocess.run(
+        [python, "-c", SIGNATURE_PROBE],
+        cwd=cwd,
+        input=json.dumps(surface),
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )  # a failure is reported below
+    line = next((row for row in result.stdout.splitlines() if row.startswith("SIGNATURES")), None)
     assert line, f"probe failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return json.loads(line[len("SIGNATURES"):])
+    return json.loads(line[len("SIGNATURES") :])
 
 
 def test_fake_host_matches_the_real_modules():
@@ -277,6 +325,7 @@ def test_fake_host_matches_the_real_modules():
     same parameter names, kinds and defaults (the test-only helpers excepted)."""
     surface = fake_surface()
     assert sum(len(v) for v in surface.values()) > 40
+    assert COMFY is not None  # (the module is skipped without a checkout)
     real = signatures(os.environ.get("COMFYUI_PYTHON", sys.executable), COMFY, surface)
     fake = signatures(sys.executable, str(__import__("fake_comfy").HOST_DIR), surface)
     missing = sorted(k for k, v in real.items() if v is None)

@@ -5,7 +5,7 @@ import torch
 
 from resshift_core.errors import ArchitectureError, InputError
 from resshift_core.pipeline import ResShiftPipeline
-from resshift_core.sampler import SeededNoise
+from resshift_core.sampler import SeededNoise, StepInfo
 from resshift_core.tiling import TilingConfig
 from resshift_core.tiny import make_tiny
 
@@ -66,6 +66,7 @@ def test_callback_sees_every_step_and_can_cancel(realsr):
 
 def test_respacing_runs_fewer_steps():
     unet, vae = make_tiny("realsr")
+    assert unet.preset is not None
     pipe = ResShiftPipeline(unet, vae, preset=unet.preset.with_overrides(steps=15))
     seen = []
     pipe.restore(torch.rand(1, 3, 8, 8), seeds=[0], steps=3, callback=lambda i: seen.append(i.timestep))
@@ -139,7 +140,7 @@ def test_pixel_space_model_runs_without_a_vae(task):
         ResShiftPipeline(unet, make_tiny("realsr")[1])
 
 
-def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook():
+def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook(monkeypatch):
     unet, vae = make_tiny("realsr")
     calls = []
     pipe = ResShiftPipeline(unet, vae, on_out_of_memory=lambda stage, smaller: calls.append((stage, smaller.tile)))
@@ -156,33 +157,37 @@ def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook():
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_forward(x, t, lq=lq, mask=mask)
 
-    net.forward = forward
+    monkeypatch.setattr(net, "forward", forward)
     try:
         out = pipe.restore(image, seeds=[3], tiling=tiling)
         # Same noise field and the tile size that worked: the same image as asking for it directly.
         torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
         assert calls == [("unet", 16)] and sizes[0] > 16 and set(sizes[1:]) == {16}
-        net.forward = lambda *a, **k: (_ for _ in ()).throw(ValueError("not a memory problem"))
+        monkeypatch.setattr(net, "forward", lambda *a, **k: (_ for _ in ()).throw(ValueError("not a memory problem")))
         with pytest.raises(ValueError, match="not a memory problem"):
             pipe.restore(image, seeds=[3], tiling=tiling)
         assert len(calls) == 1  # other errors are never retried
     finally:
-        del net.forward
+        monkeypatch.undo()
 
 
 def test_place_models_false_leaves_the_networks_alone():
     unet, vae = make_tiny("realsr")
-    before = unet.model.input_blocks[0][0].weight
+
+    def first_weight() -> torch.Tensor:
+        return unet.model.get_parameter("input_blocks.0.0.weight")
+
+    before = first_weight()
     ResShiftPipeline(unet, vae, device="cpu", dtype=torch.bfloat16, place_models=False)
-    assert unet.model.input_blocks[0][0].weight is before and before.dtype == torch.float32
+    assert first_weight() is before and before.dtype == torch.float32
     ResShiftPipeline(unet, vae, device="cpu", dtype=torch.bfloat16)
-    assert unet.model.input_blocks[0][0].weight.dtype == torch.bfloat16
+    assert first_weight().dtype == torch.bfloat16
 
 
 def test_a_preset_can_default_to_fewer_sampling_steps(realsr):
     from dataclasses import replace
 
-    seen = []
+    seen: list[StepInfo] = []
     one_step = replace(realsr.preset, sample_steps=1)
     pipe = ResShiftPipeline(realsr.unet, realsr.vae, preset=one_step)
     image = torch.rand(1, 3, 8, 8)
