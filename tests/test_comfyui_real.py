@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fake_comfy import REPO, WORKFLOWS, install_tiny, load_json, tiny_cache, write_test_image  # noqa: F401
+from fake_comfy import REPO, WORKFLOWS, install_tiny, load_json, write_test_image
 
 COMFY = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import one_torch_thread
-from fake_comfy import comfy, install_file  # noqa: F401 - fixtures
+from fake_comfy import install_file
 from resshift_core.cli import main
 from resshift_core.tiny import write_tiny_checkpoints
 
@@ -49,7 +49,7 @@ def _quantized(nodes_output: torch.Tensor) -> np.ndarray:
         ("pixel_fold", "none"),
     ],
 )
-def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):  # noqa: F811 - fixture
+def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):
     unet, vae = write_tiny_checkpoints(tmp_path / "models", task, seed=3)
     image, mask = _write_inputs(tmp_path, with_mask=task == "inpaint")
     args = [

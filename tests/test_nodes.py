@@ -13,15 +13,13 @@ import pytest
 import torch
 
 from conftest import one_torch_thread
-from fake_comfy import (  # noqa: F401 - fixtures
+from fake_comfy import (
     WIDGET_TYPES,
-    comfy,
     declared_inputs,
     install_file,
     install_tiny,
     is_widget,
     load_pack,
-    tiny_cache,
 )
 from resshift_core import registry
 from resshift_core.checkpoints.loading import load_unet, load_vae

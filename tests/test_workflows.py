@@ -15,19 +15,17 @@ import torch
 from PIL import Image
 
 from conftest import one_torch_thread
-from fake_comfy import (  # noqa: F401 - fixtures
+from fake_comfy import (
     CONTROL_VALUES,
     FRONTEND_NODES,
     WORKFLOWS,
     check_value,
-    comfy,
     declared_inputs,
     execute_prompt,
     install_tiny,
     is_widget,
     load_json,
     make_core_nodes,
-    tiny_cache,
     validate_node_input,
     validate_prompt,
     widget_slots,
@@ -91,7 +89,7 @@ def one_thread():
 
 
 @pytest.fixture
-def host(comfy, tiny_cache):  # noqa: F811 - the fixtures imported above
+def host(comfy, tiny_cache):
     install_tiny(comfy.models_dir, tiny_cache)
     image = write_test_image(comfy.input_dir / "example.png", INPUT_SIZE, hole=HOLE)
     classes = {**make_core_nodes(comfy.folder_paths), **comfy.nodes}
