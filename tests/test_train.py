@@ -15,6 +15,7 @@ from resshift_core.checkpoints.loading import load_unet
 from resshift_core.pipeline import ResShiftPipeline
 from resshift_core.train import ConfigError, TrainConfig, Trainer
 from resshift_core.train.checkpointing import latest_checkpoint, load_checkpoint
+from resshift_core.train.evaluate import evaluate
 
 
 
@@ -215,9 +216,17 @@ def test_validation_reports_psnr_ssim_and_the_bicubic_baseline(full_run, tmp_pat
         hr.save(tmp_path / "val" / "gt" / f"v{i}.png")
         hr.resize((20, 18), Image.BICUBIC).save(tmp_path / "val" / "lq" / f"v{i}.png")
     cfg = dataclasses.replace(trainer.cfg, data=dataclasses.replace(trainer.cfg.data, val_dir=str(tmp_path / "val")))
-    result = Trainer(cfg, resume=None, log=lambda *_: None).validate()
+    resumed = Trainer(cfg, resume="auto", log=lambda *_: None)  # the trained run's last checkpoint
+    assert resumed.step == 30
+    result = resumed.validate()
     assert set(result) == {"val_psnr_y", "val_ssim_y", "val_bicubic_psnr_y"}
     assert all(np.isfinite(v) for v in result.values()) and 0 < result["val_ssim_y"] <= 1
     assert 15 < result["val_bicubic_psnr_y"] < 60
+    # one evaluation path: the numbers of `python -m resshift_core.train.evaluate` on the export (whose
+    # network computes the same up to float rounding, ~1e-7, which may flip a pixel's 8-bit rounding)
+    on_file = evaluate(str(trainer.out / "tiny.safetensors"), str(tmp_path / "val"), seed=cfg.log.val_seed)
+    assert on_file["images"] == len(list((tmp_path / "val" / "gt").iterdir())) > 0
+    for key in ("psnr_y", "ssim_y", "bicubic_psnr_y"):
+        assert result[f"val_{key}"] == pytest.approx(on_file[key], rel=2e-5), key
 
 
