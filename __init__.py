@@ -4,6 +4,7 @@ ComfyUI imports this file as the pack's entry point. The nodes live in `nodes/`,
 code in `resshift_core/` (plain PyTorch, no ComfyUI), the example workflows in `workflows/`.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -24,10 +25,8 @@ if os.path.dirname(os.path.dirname(os.path.abspath(resshift_core.__file__))) != 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 from .nodes.host import register_model_folder  # noqa: E402
 
-try:
+with contextlib.suppress(ImportError):  # imported outside ComfyUI (no folder_paths): nothing to register
     register_model_folder()
-except ImportError:  # imported outside ComfyUI (no folder_paths): nothing to register
-    pass
 
 WEB_DIRECTORY = None
 

@@ -93,6 +93,7 @@ def load_network(path, part: str, dtype_choice: str, preset: str | None, name: s
     dtype = host.pick_dtype(part, dtype_choice, parameters_hint)
     device = host.offload_device(part)
     channels_last = channels_last_for(host.mm().get_torch_device())
+    loaded: LoadedModel[Any]
     with host.normal_tensors():
         if part == "unet":
             loaded = load_unet(str(path), preset=preset, device=device, dtype=dtype)

@@ -35,6 +35,7 @@ from fake_comfy import (
 
 def load_build():
     spec = importlib.util.spec_from_file_location("resshift_workflows_build", WORKFLOWS / "build.py")
+    assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = build  # dataclasses look their module up while the file runs
     try:

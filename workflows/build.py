@@ -352,7 +352,7 @@ def view(workflow: Workflow) -> dict:
 
 def ui(workflow: Workflow) -> dict:
     check_layout(workflow)
-    links = []
+    links: list[list] = []
     outputs: dict[tuple[int, int], list[int]] = {}
     inputs: dict[int, list[dict]] = {}
     for node in workflow.nodes:
