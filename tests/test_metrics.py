@@ -33,7 +33,7 @@ def _val_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
     for gt_path in sorted((VAL_SR / "gt").glob("*.png"))[:IMAGES]:
         gt = Image.open(gt_path).convert("RGB")
         lq = Image.open(VAL_SR / "lq" / gt_path.name).convert("RGB")
-        pairs.append((np.asarray(lq.resize(gt.size, Image.BICUBIC)), np.asarray(gt)))
+        pairs.append((np.asarray(lq.resize(gt.size, Image.Resampling.BICUBIC)), np.asarray(gt)))
     return pairs
 
 
@@ -66,8 +66,13 @@ def test_ssim_y_is_the_published_definition(pairs, crop_border):
     for out, gt in pairs:
         ours = float(ssim_y(_tensor(out), _tensor(gt), crop_border))
         reference = skimage_metrics.structural_similarity(
-            _y(gt, crop_border), _y(out, crop_border), data_range=255, gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False)
+            _y(gt, crop_border),
+            _y(out, crop_border),
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert 0.3 < reference < 0.99
         # the two agree to ~1e-14; K1 0.0101 instead of 0.01 moves SSIM by ~2e-9
         assert ours == pytest.approx(reference, abs=1e-12)

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_torch_thread
 from PIL import Image
 
+from conftest import one_torch_thread
 from resshift_core.checkpoints.loading import load_unet
+from resshift_core.models.unet import UNetConfig
 from resshift_core.pipeline import ResShiftPipeline
 from resshift_core.train import ConfigError, TrainConfig, Trainer
 from resshift_core.train.checkpointing import latest_checkpoint, load_checkpoint
 from resshift_core.train.evaluate import evaluate
-
 
 
 def _write_images(folder: Path, n: int = 6, seed: int = 0) -> Path:
@@ -26,10 +26,11 @@ def _write_images(folder: Path, n: int = 6, seed: int = 0) -> Path:
     for i in range(n):
         img = np.zeros((72, 80, 3), np.float32)
         for c in range(3):
-            fx, fy, ph = rng.uniform(0.05, 0.4, 2).tolist() + [rng.uniform(0, 6)]
+            fx, fy = (float(v) for v in rng.uniform(0.05, 0.4, 2))
+            ph = float(rng.uniform(0, 6))
             img[..., c] = 0.5 + 0.4 * np.sin(fx * xx + fy * yy + ph)
         y0, x0 = rng.integers(0, 40, 2)
-        img[y0:y0 + 20, x0:x0 + 24] = rng.uniform(0, 1, 3)
+        img[y0 : y0 + 20, x0 : x0 + 24] = rng.uniform(0, 1, 3)
         sub = folder / ("sub" if i % 2 else "")
         sub.mkdir(exist_ok=True)
         ext = "png" if i % 3 else "jpg"
@@ -40,17 +41,43 @@ def _write_images(folder: Path, n: int = 6, seed: int = 0) -> Path:
 def tiny_config(data: Path, out: Path, **train) -> TrainConfig:
     cfg = TrainConfig()
     cfg.model = cfg.model.replace(
-        preset="pixel_realsr_x4_s4", image_size=32, lq_size=32, model_channels=32,
-        num_res_blocks=[1, 1], attention_resolutions=[16], channel_mult=[1, 2], num_head_channels=16,
-        swin_embed_dim=32, window_size=4, mlp_ratio=2.0,
+        preset="pixel_realsr_x4_s4",
+        image_size=32,
+        lq_size=32,
+        model_channels=32,
+        num_res_blocks=[1, 1],
+        attention_resolutions=[16],
+        channel_mult=[1, 2],
+        num_head_channels=16,
+        swin_embed_dim=32,
+        window_size=4,
+        mlp_ratio=2.0,
     )
     cfg.data = dataclasses.replace(cfg.data, train_dir=str(data), gt_size=32, use_rot=True)
     cfg.degradation = dataclasses.replace(cfg.degradation, kind="bicubic_x4")
     cfg.optim = dataclasses.replace(cfg.optim, lr=2e-3, lr_min=2e-4, warmup_steps=3, grad_clip=1.0)
-    cfg.train = dataclasses.replace(cfg.train, steps=30, batch_size=4, microbatch=2, ema_rate=0.9, device="cpu",
-                                    amp="none", seed=7, channels_last=False, **train)
-    cfg.log = dataclasses.replace(cfg.log, out_dir=str(out), log_every=5, sample_every=0, val_every=0,
-                                  save_every=4, progress=False, export_name="tiny.safetensors")
+    cfg.train = dataclasses.replace(
+        cfg.train,
+        steps=30,
+        batch_size=4,
+        microbatch=2,
+        ema_rate=0.9,
+        device="cpu",
+        amp="none",
+        seed=7,
+        channels_last=False,
+        **train,
+    )
+    cfg.log = dataclasses.replace(
+        cfg.log,
+        out_dir=str(out),
+        log_every=5,
+        sample_every=0,
+        val_every=0,
+        save_every=4,
+        progress=False,
+        export_name="tiny.safetensors",
+    )
     return cfg
 
 
@@ -97,14 +124,18 @@ def test_resume_continues_the_same_curve(data_dir, tmp_path):
     part2 = second.run()
     # the shared full run uses a different total (30 steps) and so a different cosine:
     # compare against an uninterrupted 9-step run instead
-    whole = Trainer(dataclasses.replace(cfg_full, log=dataclasses.replace(cfg.log, out_dir=str(tmp_path / "whole"))),
-                    resume=None, log=lambda *_: None).run()
+    whole = Trainer(
+        dataclasses.replace(cfg_full, log=dataclasses.replace(cfg.log, out_dir=str(tmp_path / "whole"))),
+        resume=None,
+        log=lambda *_: None,
+    ).run()
     a = [r["loss"] for r in whole]
     b = [r["loss"] for r in part1[:4]] + [r["loss"] for r in part2]
     assert [r["step"] for r in part2] == list(range(5, 10))
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
     # resume=auto picks last.pt
-    assert latest_checkpoint(tmp_path / "resumed" / "checkpoints").name == "last.pt"
+    latest = latest_checkpoint(tmp_path / "resumed" / "checkpoints")
+    assert latest is not None and latest.name == "last.pt"
 
 
 def test_export_loads_and_restores(full_run):
@@ -112,6 +143,7 @@ def test_export_loads_and_restores(full_run):
     path = out / "tiny.safetensors"
     assert path.is_file()
     loaded = load_unet(path)
+    assert loaded.preset is not None
     assert loaded.preset.name == "pixel_realsr_x4_s4" and loaded.preset.latent is False
     assert loaded.preset_source == "metadata"
     pipe = ResShiftPipeline(loaded, None)
@@ -136,7 +168,11 @@ def test_export_only_writes_the_checkpoints_ema(full_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(config), "--export-only", str(target), "--resume", "none"])
     empty = tmp_path / "empty.toml"  # a run with no checkpoint yet: one sentence, status 2
-    empty.write_text(dataclasses.replace(trainer.cfg, log=dataclasses.replace(trainer.cfg.log, out_dir=str(tmp_path / "new"))).to_toml())
+    empty.write_text(
+        dataclasses.replace(
+            trainer.cfg, log=dataclasses.replace(trainer.cfg.log, out_dir=str(tmp_path / "new"))
+        ).to_toml()
+    )
     assert main([str(empty), "--export-only", str(target)]) == 2
     assert "config error: --export-only found no checkpoint" in capsys.readouterr().err
 
@@ -148,10 +184,15 @@ def test_fold_config_trains_a_pixel_unshuffle_unet(data_dir, tmp_path):
     trainer = Trainer(cfg, resume=None, log=lambda *_: None)
     trainer.run()
     loaded = load_unet(trainer.export())
-    assert loaded.config.pixel_unshuffle == 2 and loaded.preset.schedule.kappa == 0.5 and loaded.preset.predict == "residual"
+    assert isinstance(loaded.config, UNetConfig) and loaded.preset is not None
+    assert (
+        loaded.config.pixel_unshuffle == 2
+        and loaded.preset.schedule.kappa == 0.5
+        and loaded.preset.predict == "residual"
+    )
 
 
-@pytest.mark.parametrize("task,kind", [("realsr", "realsr_x4"), ("inpaint", "inpaint"), ("faceir", "face")])
+@pytest.mark.parametrize(("task", "kind"), [("realsr", "realsr_x4"), ("inpaint", "inpaint"), ("faceir", "face")])
 def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
     """Latent training on a tiny VQGAN for real-world SR, inpainting (masks) and faces (f8, 8 channels)."""
     from resshift_core.tiny import TASKS, tiny_unet_config, write_tiny_checkpoints
@@ -172,6 +213,7 @@ def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
     losses = trainer.run()
     assert len(losses) == 3 and all(np.isfinite(r["loss"]) for r in losses)
     loaded = load_unet(trainer.export())
+    assert isinstance(loaded.config, UNetConfig) and loaded.preset is not None
     assert loaded.preset.name == preset and loaded.config.cond_mask == (kind == "inpaint")
     assert loaded.config.in_channels == TASKS[task][2]
 
@@ -198,10 +240,13 @@ def test_mixed_degradation_gives_part_of_every_batch_the_second_kind(data_dir, t
         torch.testing.assert_close(batch["lq"][3:], bicubic[3:].clamp(-1, 1))  # the mixed image
         assert not torch.allclose(batch["lq"][:3], bicubic[:3], atol=0.05)  # the real-world ones
         assert torch.equal(trainer.make_batch(step)["lq"], batch["lq"])  # seeded, like the rest
-    for kind, fraction, message in [("face", 0.5, "mixing works between the super-resolution kinds"),
-                                    ("realsr_x2", 0.5, "mix kinds of the same scale"),
-                                    ("bicubic_x4", 0.05, "leaves both kinds at least one image"),
-                                    ("bicubic_x4", 1.5, "between 0 and 1"), ("blurry", 0.5, "choose realsr_x4")]:
+    for kind, fraction, message in [
+        ("face", 0.5, "mixing works between the super-resolution kinds"),
+        ("realsr_x2", 0.5, "mix kinds of the same scale"),
+        ("bicubic_x4", 0.05, "leaves both kinds at least one image"),
+        ("bicubic_x4", 1.5, "between 0 and 1"),
+        ("blurry", 0.5, "choose realsr_x4"),
+    ]:
         cfg.degradation = dataclasses.replace(cfg.degradation, mix_kind=kind, mix_fraction=fraction)
         with pytest.raises(ConfigError, match=message):
             Trainer(cfg, resume=None, log=lambda *_: None)
@@ -214,7 +259,7 @@ def test_validation_reports_psnr_ssim_and_the_bicubic_baseline(full_run, tmp_pat
     for i, path in enumerate(sorted(_write_images(tmp_path / "hr", n=3, seed=9).rglob("*.png"))):
         hr = Image.open(path).convert("RGB")  # 80 x 72 -> LR 20 x 18 (x4)
         hr.save(tmp_path / "val" / "gt" / f"v{i}.png")
-        hr.resize((20, 18), Image.BICUBIC).save(tmp_path / "val" / "lq" / f"v{i}.png")
+        hr.resize((20, 18), Image.Resampling.BICUBIC).save(tmp_path / "val" / "lq" / f"v{i}.png")
     cfg = dataclasses.replace(trainer.cfg, data=dataclasses.replace(trainer.cfg.data, val_dir=str(tmp_path / "val")))
     resumed = Trainer(cfg, resume="auto", log=lambda *_: None)  # the trained run's last checkpoint
     assert resumed.step == 30
@@ -228,5 +273,3 @@ def test_validation_reports_psnr_ssim_and_the_bicubic_baseline(full_run, tmp_pat
     assert on_file["images"] == len(list((tmp_path / "val" / "gt").iterdir())) > 0
     for key in ("psnr_y", "ssim_y", "bicubic_psnr_y"):
         assert result[f"val_{key}"] == pytest.approx(on_file[key], rel=2e-5), key
-
-

@@ -51,10 +51,12 @@ pixel_unshuffle = 1
 def pixel_config(data: Path, out: Path) -> TrainConfig:
     """A small valid pixel-space config (nothing is built: only checked)."""
     cfg = TrainConfig.from_toml(OLD_RUN_MODEL_TABLE)
-    return (cfg.with_section("data", train_dir=str(data), gt_size=32)
-            .with_section("degradation", kind="bicubic_x4")
-            .with_section("train", batch_size=4, microbatch=2, device="cpu", amp="none")
-            .with_section("log", out_dir=str(out)))
+    return (
+        cfg.with_section("data", train_dir=str(data), gt_size=32)
+        .with_section("degradation", kind="bicubic_x4")
+        .with_section("train", batch_size=4, microbatch=2, device="cpu", amp="none")
+        .with_section("log", out_dir=str(out))
+    )
 
 
 @pytest.fixture
@@ -75,7 +77,7 @@ def test_config_round_trips_through_toml(tmp_path):
     assert TrainConfig.load(path) == cfg
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     for name, section in SECTIONS.items():  # every key has a default and a meaning
-        for key in section.keys():
+        for key in section.table_keys():
             assert key.help, f"[{name}] {key.name} has no help"
 
 
@@ -88,14 +90,17 @@ def test_unknown_keys_and_tables_name_the_key_and_the_valid_ones():
         TrainConfig.from_toml("[modle]\nimage_size = 3\n")
 
 
-@pytest.mark.parametrize(("toml", "field", "fix"), [
-    ('[train]\nbatch_size = "16"', "train.batch_size", "train.batch_size = 96"),
-    ("[train]\nchannels_last = 1", "train.channels_last", "train.channels_last = true"),
-    ("[optim]\nlr = true", "optim.lr", "optim.lr = 5e-05"),
-    ('[train]\nt_weights = ["a"]', "train.t_weights", "train.t_weights = []"),
-    ("[model]\nnum_res_blocks = 2.5", "model.num_res_blocks", "model.num_res_blocks = [2, 2, 2, 2]"),
-    ('[model]\nimage_size = "64"', "model.image_size", "model.image_size = 64"),
-])
+@pytest.mark.parametrize(
+    ("toml", "field", "fix"),
+    [
+        ('[train]\nbatch_size = "16"', "train.batch_size", "train.batch_size = 96"),
+        ("[train]\nchannels_last = 1", "train.channels_last", "train.channels_last = true"),
+        ("[optim]\nlr = true", "optim.lr", "optim.lr = 5e-05"),
+        ('[train]\nt_weights = ["a"]', "train.t_weights", "train.t_weights = []"),
+        ("[model]\nnum_res_blocks = 2.5", "model.num_res_blocks", "model.num_res_blocks = [2, 2, 2, 2]"),
+        ('[model]\nimage_size = "64"', "model.image_size", "model.image_size = 64"),
+    ],
+)
 def test_wrong_types_name_the_field_and_its_default(toml, field, fix):
     with pytest.raises(ConfigError) as err:
         TrainConfig.from_toml(toml)
@@ -104,7 +109,9 @@ def test_wrong_types_name_the_field_and_its_default(toml, field, fix):
 
 def test_an_integer_where_a_number_is_wanted_is_that_number():
     cfg = TrainConfig.from_toml("[optim]\nlr = 1\n[model]\nmlp_ratio = 4\n")
-    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float) and isinstance(cfg.model.unet.mlp_ratio, float)
+    assert isinstance(cfg.optim.lr, float)
+    assert isinstance(cfg.model.unet.mlp_ratio, float)
+    assert cfg.optim.lr == 1.0
 
 
 def test_model_keys_are_the_unet_config_fields_with_its_defaults():
@@ -112,7 +119,9 @@ def test_model_keys_are_the_unet_config_fields_with_its_defaults():
     keys = [k.name for k in unet_keys()]
     assert keys == [n for n in names if n not in FIXED_UNET_FIELDS]  # nothing re-declared, nothing missing
     assert set(UNET_HELP) == set(keys)
-    published = registry.find(DEFAULT_ARCHITECTURE).architecture
+    entry = registry.find(DEFAULT_ARCHITECTURE)
+    assert entry is not None and entry.architecture
+    published = entry.architecture
     default = TrainConfig().model.unet
     assert default == UNetConfig.from_published(published)
     for f in dataclasses.fields(UNetConfig):  # what the published architecture leaves out: UNetConfig's default
@@ -138,51 +147,69 @@ def test_old_run_folders_and_shipped_configs_load():
         assert TrainConfig.from_toml(cfg.to_toml()) == cfg
     # the shipped model's recipe builds the shipped model's network
     tiny = TrainConfig.load(ROOT / "configs" / "tiny_pixel_realsr_x4.toml").model.unet
-    shipped = UNetConfig.from_published(registry.find("resshift_tiny_realsr_x4").architecture)
+    entry = registry.find("resshift_tiny_realsr_x4")
+    assert entry is not None and entry.architecture
+    shipped = UNetConfig.from_published(entry.architecture)
     assert tiny.canonical() == shipped.canonical()
 
 
 def test_print_config_shows_every_key_with_its_default_and_meaning():
-    out = subprocess.run([sys.executable, "-m", "resshift_core.train", "--print-config"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "resshift_core.train", "--print-config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert TrainConfig.from_toml(out) == TrainConfig()
     lines = out.splitlines()
     for name, section in SECTIONS.items():
-        for key in section.keys():
+        for key in section.table_keys():
             at = next(i for i, line in enumerate(lines) if line.startswith(f"{key.name} = "))
             assert lines[at - 1] == f"# {key.help}", (name, key.name)
     assert "# peak learning rate" in out and "# Swin embedding width" in out
 
 
 def _fix_value(err: ConfigError) -> str:
-    return re.search(r"= ([0-9.]+)", err.fix).group(1)
+    found = re.search(r"= ([0-9.]+)", err.fix)
+    assert found, err.fix
+    return found.group(1)
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"train": {"batch_size": 6}}, "train.batch_size"),  # 2 processes x microbatch 2
-    ({"train": {"microbatch": 0}}, "train.microbatch"),
-    ({"degradation": {"kind": "realsr_x4", "mix_kind": "bicubic_x4", "mix_fraction": 0.1}}, "degradation.mix_fraction"),
-    ({"degradation": {"kind": "realsr_x4", "mix_kind": "bicubic_x4", "mix_fraction": 1.5}}, "degradation.mix_fraction"),
-    ({"degradation": {"kind": "realsr_x4", "mix_kind": "realsr_x2", "mix_fraction": 0.5}}, "degradation.mix_kind"),
-    ({"degradation": {"kind": "face", "mix_kind": "bicubic_x4", "mix_fraction": 0.5}}, "degradation.mix_kind"),
-    ({"degradation": {"kind": "blurry"}}, "degradation.kind"),
-    ({"degradation": {"overrides": {"second_order_probability": 0.3}}}, "degradation.overrides"),
-    ({"train": {"amp": "fp8"}}, "train.amp"),
-    ({"train": {"device": "tpu"}}, "train.device"),
-    ({"train": {"t_weights": [1, 1]}}, "train.t_weights"),
-    ({"train": {"steps": 0}}, "train.steps"),
-    ({"log": {"log_every": 0}}, "log.log_every"),
-    ({"log": {"export_dtype": "fp64"}}, "log.export_dtype"),
-    ({"model": {"preset": "realsr_x4_s4"}}, "model.vae_path"),  # latent preset without a VQGAN
-    ({"model": {"vae_path": "weights/autoencoder_vq_f4.pth"}}, "model.vae_path"),  # pixel preset with one
-    ({"model": {"preset": "realsr_x5"}}, "model.preset"),
-    ({"model": {"init_checkpoint": "missing.safetensors"}}, "model.init_checkpoint"),
-    ({"data": {"train_dir": "no/such/folder"}}, "data.train_dir"),
-    ({"data": {"rescale_size": 16}}, "data.rescale_size"),
-    ({"data": {"gt_size": 36}}, "data.gt_size"),  # not a multiple of the pixel-space UNet's 16
-    ({"optim": {"betas": [0.9]}}, "optim.betas"),
-    ({"model": {"model_channels": 16}}, "[model]"),  # GroupNorm needs multiples of 32 channels
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"train": {"batch_size": 6}}, "train.batch_size"),  # 2 processes x microbatch 2
+        ({"train": {"microbatch": 0}}, "train.microbatch"),
+        (
+            {"degradation": {"kind": "realsr_x4", "mix_kind": "bicubic_x4", "mix_fraction": 0.1}},
+            "degradation.mix_fraction",
+        ),
+        (
+            {"degradation": {"kind": "realsr_x4", "mix_kind": "bicubic_x4", "mix_fraction": 1.5}},
+            "degradation.mix_fraction",
+        ),
+        ({"degradation": {"kind": "realsr_x4", "mix_kind": "realsr_x2", "mix_fraction": 0.5}}, "degradation.mix_kind"),
+        ({"degradation": {"kind": "face", "mix_kind": "bicubic_x4", "mix_fraction": 0.5}}, "degradation.mix_kind"),
+        ({"degradation": {"kind": "blurry"}}, "degradation.kind"),
+        ({"degradation": {"overrides": {"second_order_probability": 0.3}}}, "degradation.overrides"),
+        ({"train": {"amp": "fp8"}}, "train.amp"),
+        ({"train": {"device": "tpu"}}, "train.device"),
+        ({"train": {"t_weights": [1, 1]}}, "train.t_weights"),
+        ({"train": {"steps": 0}}, "train.steps"),
+        ({"log": {"log_every": 0}}, "log.log_every"),
+        ({"log": {"export_dtype": "fp64"}}, "log.export_dtype"),
+        ({"model": {"preset": "realsr_x4_s4"}}, "model.vae_path"),  # latent preset without a VQGAN
+        ({"model": {"vae_path": "weights/autoencoder_vq_f4.pth"}}, "model.vae_path"),  # pixel preset with one
+        ({"model": {"preset": "realsr_x5"}}, "model.preset"),
+        ({"model": {"init_checkpoint": "missing.safetensors"}}, "model.init_checkpoint"),
+        ({"data": {"train_dir": "no/such/folder"}}, "data.train_dir"),
+        ({"data": {"rescale_size": 16}}, "data.rescale_size"),
+        ({"data": {"gt_size": 36}}, "data.gt_size"),  # not a multiple of the pixel-space UNet's 16
+        ({"optim": {"betas": [0.9]}}, "optim.betas"),
+        ({"model": {"model_channels": 16}}, "[model]"),  # GroupNorm needs multiples of 32 channels
+    ],
+)
 def test_config_errors_name_the_field_in_one_line(valid, changes, field):
     cfg = valid
     for table, values in changes.items():
@@ -193,9 +220,15 @@ def test_config_errors_name_the_field_in_one_line(valid, changes, field):
     assert "\n" not in str(err.value) and err.value.fix
 
 
-@pytest.mark.parametrize(("table", "key", "value"), [("train", "batch_size", 6), ("train", "batch_size", 3),
-                                                      ("degradation", "mix_fraction", 0.1),
-                                                      ("degradation", "mix_fraction", 0.9)])
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("train", "batch_size", 6),
+        ("train", "batch_size", 3),
+        ("degradation", "mix_fraction", 0.1),
+        ("degradation", "mix_fraction", 0.9),
+    ],
+)
 def test_the_value_a_config_error_suggests_works(valid, table, key, value):
     cfg = valid.with_section("degradation", kind="realsr_x4", mix_kind="bicubic_x4")
     cfg = cfg.with_section("degradation", mix_fraction=0.5).with_section(table, **{key: value})
@@ -220,6 +253,6 @@ def test_the_command_line_prints_one_line_on_rank_0_only(valid, tmp_path, capsys
 def test_resume_from_a_missing_file_is_a_config_error(valid, capsys):
     from resshift_core.train.checkpointing import resume_path
 
-    with pytest.raises(ConfigError, match="--resume no/such.pt is not a checkpoint file"):
+    with pytest.raises(ConfigError, match=r"--resume no/such\.pt is not a checkpoint file"):
         resume_path("no/such.pt", "runs/x/checkpoints")
     assert resume_path("none", "x") is None and resume_path("auto", "no/such/folder") is None

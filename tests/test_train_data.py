@@ -29,7 +29,7 @@ def _span(crop: torch.Tensor, channel: int) -> float:
     return float(c.max() - c.min())
 
 
-@pytest.fixture()
+@pytest.fixture
 def ramp_dir(tmp_path) -> Path:
     return _ramp_image(tmp_path / "hr")
 
@@ -53,8 +53,13 @@ def test_rescale_gt_equals_an_area_resize_of_a_square(ramp_dir):
     hr = torch.from_numpy(np.array(Image.open(ramp_dir / "ramp.png"))).permute(2, 0, 1)
     data = CropDataset(str(ramp_dir), 32, use_hflip=False, rescale_gt=True)
     crop, _ = data.batch(0, 0, 1)
-    candidates = [F.interpolate(hr[None, :, :, x:x + 96].float(), size=(32, 32), mode="area")[0]
-                  .round().clamp(0, 255).to(torch.uint8) for x in range(0, 144 - 96 + 1)]
+    candidates = [
+        F.interpolate(hr[None, :, :, x : x + 96].float(), size=(32, 32), mode="area")[0]
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        for x in range(144 - 96 + 1)
+    ]
     assert any(torch.equal(crop[0], c) for c in candidates)
 
 
@@ -75,7 +80,7 @@ def test_paired_data_is_never_rescaled(tmp_path):
     hr_dir = _ramp_image(tmp_path / "hr", 96, 144)
     lq_dir = tmp_path / "lq"
     lq_dir.mkdir()
-    Image.open(hr_dir / "ramp.png").resize((36, 24), Image.BICUBIC).save(lq_dir / "ramp.png")
+    Image.open(hr_dir / "ramp.png").resize((36, 24), Image.Resampling.BICUBIC).save(lq_dir / "ramp.png")
     data = CropDataset(str(hr_dir), 32, lq_dir=str(lq_dir), use_hflip=False, rescale_gt=True)
     hr, lq = data.batch(0, 0, 1)
     assert hr.shape == (1, 3, 32, 32) and lq.shape == (1, 3, 8, 8)

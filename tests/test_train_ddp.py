@@ -14,25 +14,38 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_torch_thread
 from PIL import Image
 from safetensors.torch import load_file
 
+from conftest import one_torch_thread
 from resshift_core.train import TrainConfig
 from resshift_core.train.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="torch.distributed with the gloo backend is not available")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch.distributed with the gloo backend is not available",
+)
 
 
 def torchrun(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """`python -m resshift_core.train ARGS` in 2 processes (this interpreter's torchrun)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--monitor-interval", "0.05",
-           "-m", "resshift_core.train", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--monitor-interval",
+        "0.05",
+        "-m",
+        "resshift_core.train",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _images(folder: Path, n: int = 8) -> Path:
@@ -48,17 +61,46 @@ def _images(folder: Path, n: int = 8) -> Path:
 
 def _config(data: Path, out: Path, **train) -> TrainConfig:
     cfg = TrainConfig().with_section(
-        "model", preset="pixel_realsr_x4_s4", image_size=32, lq_size=32, model_channels=32, num_res_blocks=1,
-        attention_resolutions=[16], channel_mult=[1, 2], num_head_channels=16, swin_depth=1, swin_embed_dim=32,
-        window_size=4, mlp_ratio=2.0)
+        "model",
+        preset="pixel_realsr_x4_s4",
+        image_size=32,
+        lq_size=32,
+        model_channels=32,
+        num_res_blocks=1,
+        attention_resolutions=[16],
+        channel_mult=[1, 2],
+        num_head_channels=16,
+        swin_depth=1,
+        swin_embed_dim=32,
+        window_size=4,
+        mlp_ratio=2.0,
+    )
     cfg = cfg.with_section("data", train_dir=str(data), gt_size=32)
     cfg = cfg.with_section("degradation", kind="bicubic_x4")
     cfg = cfg.with_section("optim", lr=2e-3, lr_min=2e-4, warmup_steps=2)
     # 4 images a step: 2 per process, in 2 microbatches of 1 (gradient accumulation across no_sync)
-    cfg = cfg.with_section("train", steps=6, batch_size=4, microbatch=1, device="cpu", amp="none", seed=3,
-                           channels_last=False, num_threads=1, **train)
-    return cfg.with_section("log", out_dir=str(out), log_every=1, sample_every=0, val_every=0, save_every=3,
-                            progress=False, export_name="ema.safetensors")
+    cfg = cfg.with_section(
+        "train",
+        steps=6,
+        batch_size=4,
+        microbatch=1,
+        device="cpu",
+        amp="none",
+        seed=3,
+        channels_last=False,
+        num_threads=1,
+        **train,
+    )
+    return cfg.with_section(
+        "log",
+        out_dir=str(out),
+        log_every=1,
+        sample_every=0,
+        val_every=0,
+        save_every=3,
+        progress=False,
+        export_name="ema.safetensors",
+    )
 
 
 def _losses(run: Path) -> list[dict]:
@@ -92,8 +134,11 @@ def test_two_processes_train_and_log_once(runs):
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]  # rank 0 alone writes
     assert all(np.isfinite(r["loss"]) for r in records)
     assert out["a"].count('"step": 1,') == 1 and out["a"].count("exported EMA weights") == 1
-    assert sorted(p.name for p in (tmp / "a" / "checkpoints").iterdir()) == ["last.pt", "step_00000003.pt",
-                                                                             "step_00000006.pt"]
+    assert sorted(p.name for p in (tmp / "a" / "checkpoints").iterdir()) == [
+        "last.pt",
+        "step_00000003.pt",
+        "step_00000006.pt",
+    ]
     assert (tmp / "a" / "ema.safetensors").is_file()
 
 
@@ -127,8 +172,11 @@ def test_a_config_error_stops_both_processes_with_one_line(tmp_path):
     proc = torchrun(str(tmp_path / "bad.toml"), "--set", "train.batch_size=5")  # 2 processes x microbatch 1
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if "config error" in line]
-    assert lines == ["config error: train.batch_size = 5 does not split into 2 process(es) x whole microbatches of 1 "
-                     "(train.microbatch); use train.batch_size = 4 or 6 (a multiple of 2 x 1)"], proc.stderr
+    expected = (
+        "config error: train.batch_size = 5 does not split into 2 process(es) x whole microbatches of 1 "
+        "(train.microbatch); use train.batch_size = 4 or 6 (a multiple of 2 x 1)"
+    )
+    assert lines == [expected], proc.stderr
     assert "[rank" not in proc.stderr and "resshift_core/train" not in proc.stderr  # no traceback from any rank
     assert "exitcode  : 2" in proc.stderr  # the config-error status, not a crash
     assert not (tmp_path / "run").exists()

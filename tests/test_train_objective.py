@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -34,8 +36,7 @@ def test_pixel_space_x0_loss_by_hand():
 
 def test_residual_prediction_is_scored_as_y_minus_output():
     # x0 = y - output: 2 - 2 = 0 (exact) and 3 - 8/7 = 13/7 (error 6/7)
-    loss, _ = resshift_loss(doubling, X0, Y, torch.zeros_like(Y), SCHEDULE, T, NOISE, latent=False,
-                            predict="residual")
+    loss, _ = resshift_loss(doubling, X0, Y, torch.zeros_like(Y), SCHEDULE, T, NOISE, latent=False, predict="residual")
     assert float(loss) == pytest.approx((36 / 49) / 2, rel=1e-6)
 
 
@@ -49,15 +50,26 @@ def test_latent_normalisation_and_no_normalisation():
 
 
 def test_the_lpips_term_is_added_with_its_weight_and_reported():
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def network(inp, t, cond, mask):
         seen.update(t=t, cond=cond, mask=mask)
         return doubling(inp, t, cond, mask)
 
     mask = torch.ones_like(Y)
-    loss, terms = resshift_loss(network, X0, Y, torch.zeros_like(Y), SCHEDULE, T, NOISE, latent=False, mask=mask,
-                                lpips=lambda x0_pred: x0_pred.abs().mean(), lpips_weight=0.5)
+    loss, terms = resshift_loss(
+        network,
+        X0,
+        Y,
+        torch.zeros_like(Y),
+        SCHEDULE,
+        T,
+        NOISE,
+        latent=False,
+        mask=mask,
+        lpips=lambda x0_pred: x0_pred.abs().mean(),
+        lpips_weight=0.5,
+    )
     # predictions 2 and 8/7: the toy "LPIPS" is their mean, 11/7
     assert float(terms["lpips"]) == pytest.approx(11 / 7, rel=1e-6)
     assert float(loss) == pytest.approx((4 + 1 / 49) / 2 + 0.5 * 11 / 7, rel=1e-6)
@@ -66,11 +78,13 @@ def test_the_lpips_term_is_added_with_its_weight_and_reported():
 
 def test_gradients_reach_the_network():
     scale = torch.nn.Parameter(torch.tensor(2.0))
-    loss, _ = resshift_loss(lambda inp, t, cond, mask: scale * inp, X0, Y, torch.zeros_like(Y), SCHEDULE, T, NOISE,
-                            latent=False)
+    loss, _ = resshift_loss(
+        lambda inp, t, cond, mask: scale * inp, X0, Y, torch.zeros_like(Y), SCHEDULE, T, NOISE, latent=False
+    )
     loss.backward()
     # d/ds mean((s a - x0)^2) = mean(2 (s a - x0) a) with a = (1, 4/7)
     a, x0 = np.array([1.0, 4 / 7]), np.array([0.0, 1.0])
+    assert scale.grad is not None
     assert float(scale.grad) == pytest.approx(np.mean(2 * (2 * a - x0) * a), rel=1e-6)
 
 

@@ -5,4 +5,4 @@ from .errors import ConfigError
 from .loop import Trainer, train
 from .metrics import psnr_y, ssim_y
 
-__all__ = ["ConfigError", "TrainConfig", "Trainer", "train", "psnr_y", "ssim_y"]
+__all__ = ["ConfigError", "TrainConfig", "Trainer", "psnr_y", "ssim_y", "train"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional
 
+from ..errors import ResShiftError
 from .config import TrainConfig, tomllib
 from .distributed import Ranks
-from ..errors import ResShiftError
 from .errors import ConfigError
 
 CONFIG_ERROR_STATUS = 2  # as argparse's usage errors
@@ -38,15 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m resshift_core.train", description="Train a ResShift UNet.")
     p.add_argument("config", nargs="?", help="TOML training config (see configs/)")
     p.add_argument("--print-config", action="store_true", help="print the default config as commented TOML and exit")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a field (TOML value)")
-    p.add_argument("--resume", default="auto", help="auto (newest checkpoint in out_dir, if any), a checkpoint path, or none")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a field (TOML value)"
+    )
+    p.add_argument(
+        "--resume", default="auto", help="auto (newest checkpoint in out_dir, if any), a checkpoint path, or none"
+    )
     p.add_argument("--max-steps", type=int, default=None, help="train at most this many steps in this call")
-    p.add_argument("--export-only", metavar="OUT.safetensors", default=None,
-                   help="do not train: write the EMA weights of the resumed checkpoint (--resume) to this file")
+    p.add_argument(
+        "--export-only",
+        metavar="OUT.safetensors",
+        default=None,
+        help="do not train: write the EMA weights of the resumed checkpoint (--resume) to this file",
+    )
     return p
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
     if not args.print_config and not args.config:
@@ -82,8 +89,11 @@ def _run(args: argparse.Namespace, ranks: Ranks) -> int:
         trainer = Trainer(cfg, resume=args.resume, ranks=ranks)
         try:
             if trainer.step == 0:
-                raise ConfigError("--export-only", f"found no checkpoint under {cfg.log.out_dir}/checkpoints (or at "
-                                  "--resume)", "train first, or name a checkpoint with --resume PATH")
+                raise ConfigError(
+                    "--export-only",
+                    f"found no checkpoint under {cfg.log.out_dir}/checkpoints (or at --resume)",
+                    "train first, or name a checkpoint with --resume PATH",
+                )
             path = trainer.export(args.export_only)
             if path is not None:
                 print(f"exported the EMA weights of step {trainer.step} to {path}")

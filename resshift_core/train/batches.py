@@ -3,13 +3,13 @@ degradation makes their LR inputs, and the seeded batch of one rank at one step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import torch
 
-from ..degradations import (DegradationConfig, FaceDegradationConfig, MaskConfig, degrade, degrade_face,
-                            sample_masks)
+from ..degradations import DegradationConfig, FaceDegradationConfig, MaskConfig, degrade, degrade_face, sample_masks
 from .data import CropDataset, generator
 from .errors import ConfigError
 
@@ -23,7 +23,7 @@ SR_KINDS: dict[str, Callable[..., DegradationConfig]] = {
 OTHER_KINDS: dict[str, type] = {"inpaint": MaskConfig, "face": FaceDegradationConfig}
 KINDS = (*SR_KINDS, *OTHER_KINDS)
 
-AnyDegradation = Union[DegradationConfig, MaskConfig, FaceDegradationConfig]
+AnyDegradation = DegradationConfig | MaskConfig | FaceDegradationConfig
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,21 @@ class BatchPlan:
 def plan_batches(batch_size: int, microbatch: int, world: int) -> BatchPlan:
     """train.batch_size must split into `world` processes x whole microbatches."""
     if microbatch < 1:
-        raise ConfigError("train.microbatch", f"= {microbatch} is not a positive number of images",
-                          f"for example train.microbatch = {max(1, batch_size // max(world, 1))}")
+        raise ConfigError(
+            "train.microbatch",
+            f"= {microbatch} is not a positive number of images",
+            f"for example train.microbatch = {max(1, batch_size // max(world, 1))}",
+        )
     unit = world * microbatch
     if batch_size < 1 or batch_size % unit:
         lower = batch_size // unit * unit
         choices = " or ".join(str(b) for b in (lower, lower + unit) if b > 0)
-        raise ConfigError("train.batch_size", f"= {batch_size} does not split into {world} process(es) x whole "
-                          f"microbatches of {microbatch} (train.microbatch)",
-                          f"use train.batch_size = {choices} (a multiple of {world} x {microbatch})")
+        raise ConfigError(
+            "train.batch_size",
+            f"= {batch_size} does not split into {world} process(es) x whole "
+            f"microbatches of {microbatch} (train.microbatch)",
+            f"use train.batch_size = {choices} (a multiple of {world} x {microbatch})",
+        )
     return BatchPlan(batch_size // world, microbatch)
 
 
@@ -61,13 +67,19 @@ def degradation_config(kind: str, overrides: dict[str, Any], field: str = "degra
     valid = [f.name for f in fields(cls)]
     bad = sorted(set(overrides) - set(valid))
     if bad:
-        raise ConfigError("degradation.overrides", f"names {bad[0]!r}, not a field of {cls.__name__} ({kind})",
-                          f"use some of {', '.join(valid)}")
+        raise ConfigError(
+            "degradation.overrides",
+            f"names {bad[0]!r}, not a field of {cls.__name__} ({kind})",
+            f"use some of {', '.join(valid)}",
+        )
     try:
         return SR_KINDS[kind](**overrides) if kind in SR_KINDS else cls(**overrides)
     except (TypeError, ValueError) as e:
-        raise ConfigError("degradation.overrides", f"do not make a valid {cls.__name__}: {e}",
-                          "change the value it names, or remove it (the published default)") from None
+        raise ConfigError(
+            "degradation.overrides",
+            f"do not make a valid {cls.__name__}: {e}",
+            "change the value it names, or remove it (the published default)",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -76,34 +88,48 @@ class DegradationPlan:
 
     kind: str
     config: AnyDegradation
-    mix: Optional[DegradationConfig] = None
+    mix: DegradationConfig | None = None
     mix_count: int = 0
 
 
-def plan_degradation(kind: str, overrides: dict[str, Any], mix_kind: str, mix_fraction: float,
-                     local_batch: int) -> DegradationPlan:
+def plan_degradation(
+    kind: str, overrides: dict[str, Any], mix_kind: str, mix_fraction: float, local_batch: int
+) -> DegradationPlan:
     config = degradation_config(kind, overrides)
     if not mix_kind or mix_fraction <= 0:
         return DegradationPlan(kind, config)
     if not 0 < mix_fraction < 1:
-        raise ConfigError("degradation.mix_fraction", f"= {mix_fraction} is not a fraction between 0 and 1",
-                          "for example degradation.mix_fraction = 0.25")
+        raise ConfigError(
+            "degradation.mix_fraction",
+            f"= {mix_fraction} is not a fraction between 0 and 1",
+            "for example degradation.mix_fraction = 0.25",
+        )
     mix = degradation_config(mix_kind, {}, field="degradation.mix_kind")
     if not isinstance(config, DegradationConfig) or not isinstance(mix, DegradationConfig):
-        raise ConfigError("degradation.mix_kind", f"= {mix_kind!r} with kind {kind!r}: mixing works between the "
-                          "super-resolution kinds", f"use two of {', '.join(SR_KINDS)}, or degradation.mix_kind = \"\"")
+        raise ConfigError(
+            "degradation.mix_kind",
+            f"= {mix_kind!r} with kind {kind!r}: mixing works between the super-resolution kinds",
+            f'use two of {", ".join(SR_KINDS)}, or degradation.mix_kind = ""',
+        )
     if mix.sf != config.sf:
         same = [k for k, make in SR_KINDS.items() if make().sf == config.sf and k != kind]
-        raise ConfigError("degradation.mix_kind", f"= {mix_kind!r} has scale {mix.sf} but kind {kind!r} has "
-                          f"{config.sf}: mix kinds of the same scale", f"use one of {', '.join(same) or 'none'}")
+        raise ConfigError(
+            "degradation.mix_kind",
+            f"= {mix_kind!r} has scale {mix.sf} but kind {kind!r} has {config.sf}: mix kinds of the same scale",
+            f"use one of {', '.join(same) or 'none'}",
+        )
     count = round(mix_fraction * local_batch)
     if count in (0, local_batch):
         if local_batch < 2:
             fix = "use at least 2 images per process (train.batch_size), or degradation.mix_fraction = 0"
         else:
             fix = f"for example degradation.mix_fraction = {min(max(count, 1), local_batch - 1) / local_batch:g}"
-        raise ConfigError("degradation.mix_fraction", f"= {mix_fraction} of {local_batch} images per process is "
-                          f"{count} images: choose a fraction that leaves both kinds at least one image", fix)
+        raise ConfigError(
+            "degradation.mix_fraction",
+            f"= {mix_fraction} of {local_batch} images per process is "
+            f"{count} images: choose a fraction that leaves both kinds at least one image",
+            fix,
+        )
     return DegradationPlan(kind, config, mix, count)
 
 
@@ -113,8 +139,17 @@ class BatchMaker:
     Every random draw comes from streams seeded by (seed, stream, step, rank), so a step's batch
     is the same in a resumed run as in an uninterrupted one."""
 
-    def __init__(self, data: CropDataset, plan: DegradationPlan, *, seed: int, local_batch: int, rank: int,
-                 world: int, device: torch.device):
+    def __init__(
+        self,
+        data: CropDataset,
+        plan: DegradationPlan,
+        *,
+        seed: int,
+        local_batch: int,
+        rank: int,
+        world: int,
+        device: torch.device,
+    ):
         self.data, self.plan, self.seed, self.local_batch = data, plan, seed, local_batch
         self.rank, self.world, self.device = rank, world, device
 
@@ -147,5 +182,13 @@ class BatchMaker:
         return out
 
 
-__all__ = ["BatchPlan", "plan_batches", "DegradationPlan", "plan_degradation", "degradation_config", "BatchMaker",
-           "KINDS", "SR_KINDS"]
+__all__ = [
+    "KINDS",
+    "SR_KINDS",
+    "BatchMaker",
+    "BatchPlan",
+    "DegradationPlan",
+    "degradation_config",
+    "plan_batches",
+    "plan_degradation",
+]

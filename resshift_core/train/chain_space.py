@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from ..models.vqgan import VQGAN
 
 
 class ChainSpace:
     """Encodes a training batch into the chain's x0 (the HR target), y (the upsampled LR start)
     and the network's conditioning; decodes predictions back to images."""
 
-    def __init__(self, vae: Optional[nn.Module], scale_factor: float = 1.0):
+    def __init__(self, vae: VQGAN | None, scale_factor: float = 1.0):
         self.vae, self.scale_factor = vae, scale_factor
 
     @property
@@ -34,7 +33,11 @@ class ChainSpace:
     def targets(self, gt: torch.Tensor, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x0, y, cond) of images in [-1, 1]; the LR is bicubic-upsampled to the HR size first."""
         x0 = self.encode(gt)
-        up = lq if tuple(lq.shape[-2:]) == tuple(gt.shape[-2:]) else F.interpolate(lq, size=gt.shape[-2:], mode="bicubic")
+        up = (
+            lq
+            if tuple(lq.shape[-2:]) == tuple(gt.shape[-2:])
+            else F.interpolate(lq, size=gt.shape[-2:], mode="bicubic")
+        )
         y = self.encode(up)
         # pixel space: conditioned on the upsampled LR the chain starts from; latent: on the LR itself
         return x0, y, (lq if self.latent else y)

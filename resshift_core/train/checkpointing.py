@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -50,7 +49,7 @@ def save_training_checkpoint(folder: str | Path, state: dict, step: int, keep: i
     return path
 
 
-def resume_path(resume: Optional[str], folder: str | Path) -> Optional[Path]:
+def resume_path(resume: str | None, folder: str | Path) -> Path | None:
     """The checkpoint `--resume` names: None (start afresh), auto (the newest in `folder`, if
     any) or a path, which must exist."""
     if resume in (None, "none"):
@@ -59,12 +58,15 @@ def resume_path(resume: Optional[str], folder: str | Path) -> Optional[Path]:
         return latest_checkpoint(folder)
     path = Path(resume)
     if not path.is_file():
-        raise ConfigError("--resume", f"{resume} is not a checkpoint file",
-                          f"name a .pt file, or --resume auto (the newest in {folder}) or none")
+        raise ConfigError(
+            "--resume",
+            f"{resume} is not a checkpoint file",
+            f"name a .pt file, or --resume auto (the newest in {folder}) or none",
+        )
     return path
 
 
-def latest_checkpoint(folder: str | Path) -> Optional[Path]:
+def latest_checkpoint(folder: str | Path) -> Path | None:
     folder = Path(folder)
     last = folder / "last.pt"
     if last.is_file():

@@ -8,6 +8,7 @@ tables); this module runs them all, plus the ones that only guard values (ranges
 from __future__ import annotations
 
 from pathlib import Path
+
 import torch
 
 from ..devices import DTYPE_NAMES, pick_device
@@ -37,8 +38,9 @@ def check_config(cfg: TrainConfig, world: int = 1, local_rank: int = 0) -> None:
     chain_step_weights(tr.t_weights, preset.steps)
     autocast_dtype(tr.amp, training_device(tr.device, world, local_rank).type)
     if cfg.log.export_dtype not in DTYPE_NAMES:
-        raise ConfigError("log.export_dtype", f"= {cfg.log.export_dtype!r} is not a dtype",
-                          f"choose {', '.join(DTYPE_NAMES)}")
+        raise ConfigError(
+            "log.export_dtype", f"= {cfg.log.export_dtype!r} is not a dtype", f"choose {', '.join(DTYPE_NAMES)}"
+        )
 
 
 def training_device(name: str, world: int = 1, local_rank: int = 0) -> torch.device:
@@ -51,15 +53,25 @@ def training_device(name: str, world: int = 1, local_rank: int = 0) -> torch.dev
 
 # (table, key, lowest value, the rule's words); every other number may be anything of its type
 _LOWEST: list[tuple[str, str, float, str]] = [
-    ("train", "steps", 1, "at least 1"), ("train", "microbatch", 1, "at least 1"),
-    ("train", "batch_size", 1, "at least 1"), ("train", "num_threads", 0, "0 or more"),
-    ("train", "time_limit_s", 0, "0 or more"), ("train", "lpips_weight", 0, "0 or more"),
-    ("train", "ema_rate", 0, "between 0 and 1"), ("optim", "lr", 0, "0 or more"), ("optim", "lr_min", 0, "0 or more"),
-    ("optim", "warmup_steps", 0, "0 or more"), ("optim", "weight_decay", 0, "0 or more"),
-    ("optim", "grad_clip", 0, "0 or more"), ("data", "val_max_images", 0, "0 or more"),
-    ("log", "log_every", 1, "at least 1"), ("log", "sample_every", 0, "0 or more"),
-    ("log", "val_every", 0, "0 or more"), ("log", "save_every", 0, "0 or more"),
-    ("log", "keep_checkpoints", 0, "0 or more"), ("log", "val_crop_border", 0, "0 or more"),
+    ("train", "steps", 1, "at least 1"),
+    ("train", "microbatch", 1, "at least 1"),
+    ("train", "batch_size", 1, "at least 1"),
+    ("train", "num_threads", 0, "0 or more"),
+    ("train", "time_limit_s", 0, "0 or more"),
+    ("train", "lpips_weight", 0, "0 or more"),
+    ("train", "ema_rate", 0, "between 0 and 1"),
+    ("optim", "lr", 0, "0 or more"),
+    ("optim", "lr_min", 0, "0 or more"),
+    ("optim", "warmup_steps", 0, "0 or more"),
+    ("optim", "weight_decay", 0, "0 or more"),
+    ("optim", "grad_clip", 0, "0 or more"),
+    ("data", "val_max_images", 0, "0 or more"),
+    ("log", "log_every", 1, "at least 1"),
+    ("log", "sample_every", 0, "0 or more"),
+    ("log", "val_every", 0, "0 or more"),
+    ("log", "save_every", 0, "0 or more"),
+    ("log", "keep_checkpoints", 0, "0 or more"),
+    ("log", "val_crop_border", 0, "0 or more"),
 ]
 
 
@@ -68,15 +80,22 @@ def _check_ranges(cfg: TrainConfig) -> None:
         value = getattr(getattr(cfg, table), key)
         if value < lowest:
             default = getattr(type(getattr(cfg, table))(), key)
-            raise ConfigError(f"{table}.{key}", f"= {value} must be {words}",
-                              f"for example {table}.{key} = {default} (the default)")
+            raise ConfigError(
+                f"{table}.{key}", f"= {value} must be {words}", f"for example {table}.{key} = {default} (the default)"
+            )
     if cfg.train.ema_rate > 1:
-        raise ConfigError("train.ema_rate", f"= {cfg.train.ema_rate} must be between 0 and 1",
-                          "for example train.ema_rate = 0.999 (the default)")
+        raise ConfigError(
+            "train.ema_rate",
+            f"= {cfg.train.ema_rate} must be between 0 and 1",
+            "for example train.ema_rate = 0.999 (the default)",
+        )
     betas = cfg.optim.betas
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise ConfigError("optim.betas", f"= {list(betas)} must be two numbers in [0, 1)",
-                          "for example optim.betas = [0.9, 0.999] (the default)")
+        raise ConfigError(
+            "optim.betas",
+            f"= {list(betas)} must be two numbers in [0, 1)",
+            "for example optim.betas = [0.9, 0.999] (the default)",
+        )
 
 
 def _check_network_builds(unet: UNetConfig) -> None:
@@ -85,27 +104,35 @@ def _check_network_builds(unet: UNetConfig) -> None:
         with torch.device("meta"):
             ResShiftUNet(unet)
     except (ValueError, RuntimeError, ArchitectureError) as e:
-        raise ConfigError("[model]", f"describes no buildable UNet: {e}",
-                          "python -m resshift_core.train --print-config shows a working architecture (the published one)"
-                          ) from None
+        raise ConfigError(
+            "[model]",
+            f"describes no buildable UNet: {e}",
+            "python -m resshift_core.train --print-config shows a working architecture (the published one)",
+        ) from None
 
 
 def _check_paths(cfg: TrainConfig) -> None:
     d, m = cfg.data, cfg.model
     if not d.train_dir:
-        raise ConfigError("data.train_dir", "is empty", 'name a folder of HR training images, e.g. '
-                          'data.train_dir = "../shared/data/train/BSDS500"')
+        raise ConfigError(
+            "data.train_dir",
+            "is empty",
+            'name a folder of HR training images, e.g. data.train_dir = "../shared/data/train/BSDS500"',
+        )
     _folder("data.train_dir", d.train_dir, "a folder of HR training images")
     if d.lq_dir:
         _folder("data.lq_dir", d.lq_dir, 'the LR partners of train_dir, or data.lq_dir = "" (synthetic degradation)')
     if d.val_dir:
         for sub in ("lq", "gt"):
             if not (Path(d.val_dir) / sub).is_dir():
-                raise ConfigError("data.val_dir", f"= {d.val_dir!r} has no {sub}/ subfolder",
-                                  'name a folder with lq/ and gt/ (e.g. "../shared/data/Val_SR"), or data.val_dir = ""')
+                raise ConfigError(
+                    "data.val_dir",
+                    f"= {d.val_dir!r} has no {sub}/ subfolder",
+                    'name a folder with lq/ and gt/ (e.g. "../shared/data/Val_SR"), or data.val_dir = ""',
+                )
     for key, path in (("model.vae_path", m.vae_path), ("model.init_checkpoint", m.init_checkpoint)):
         if path and not Path(path).is_file():
-            raise ConfigError(key, f"= {path!r} is not a file", f"name an existing checkpoint, or {key} = \"\"")
+            raise ConfigError(key, f"= {path!r} is not a file", f'name an existing checkpoint, or {key} = ""')
 
 
 def _folder(key: str, path: str, what: str) -> None:
@@ -119,8 +146,11 @@ def _check_pixel_crop(cfg: TrainConfig) -> None:
     side = cfg.data.gt_size
     if side % multiple:
         near = max(multiple, round(side / multiple) * multiple)
-        raise ConfigError("data.gt_size", f"= {side} is not a multiple of {multiple}, which the pixel-space UNet "
-                          "needs", f"use data.gt_size = {near}")
+        raise ConfigError(
+            "data.gt_size",
+            f"= {side} is not a multiple of {multiple}, which the pixel-space UNet needs",
+            f"use data.gt_size = {near}",
+        )
 
 
 __all__ = ["check_config", "training_device"]

@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the tomli backport (same API)
     import tomli as tomllib
 
-from .config_fields import Key, checked_table, dataclass_keys, setting
+from .config_fields import Key, checked_table, dataclass_keys, help_text, setting
 from .errors import ConfigError
 from .model_section import ModelSection
 from .toml_writer import dumps_tables
@@ -29,12 +29,12 @@ class Section:
     """A table of plain fields: read from and written to TOML through its keys."""
 
     @classmethod
-    def keys(cls) -> list[Key]:
+    def table_keys(cls) -> list[Key]:
         return dataclass_keys(cls)
 
     @classmethod
     def from_table(cls, table: str, values: Any):
-        return cls(**checked_table(table, values, cls.keys()))
+        return cls(**checked_table(table, values, cls.table_keys()))
 
     def to_table(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
@@ -52,12 +52,22 @@ class DataSection(Section):
     """Where the images come from and how they are cropped."""
 
     train_dir: str = setting("", "folder of HR images (searched recursively; png/jpg/webp/bmp/tif ...)")
-    lq_dir: str = setting("", "optional folder of LR images paired with train_dir by file name (then no synthetic degradation)")
+    lq_dir: str = setting(
+        "", "optional folder of LR images paired with train_dir by file name (then no synthetic degradation)"
+    )
     val_dir: str = setting("", "validation folder with lq/ and gt/ subfolders (e.g. Val_SR); empty = no validation")
     val_max_images: int = setting(0, "validate on at most this many pairs (0 = all)")
     gt_size: int = setting(256, "side of the random HR crops")
-    rescale_gt: bool = setting(True, "published: take a random square of side max(short side, gt_size) and area-resize it, so crops show whole scenes (HR-only data)")
-    rescale_size: int = setting(0, "with rescale_gt, resize the square to this side and crop gt_size from it (ours; 0 = gt_size, the published behaviour)")
+    rescale_gt: bool = setting(
+        True,
+        "published: take a random square of side max(short side, gt_size) and area-resize it, "
+        "so crops show whole scenes (HR-only data)",
+    )
+    rescale_size: int = setting(
+        0,
+        "with rescale_gt, resize the square to this side and crop gt_size from it "
+        "(ours; 0 = gt_size, the published behaviour)",
+    )
     use_hflip: bool = setting(True, "random horizontal flips")
     use_rot: bool = setting(False, "random vertical flips and 90-degree rotations")
     cache_images: bool = setting(True, "decode all training images once and keep them in memory (uint8)")
@@ -67,10 +77,23 @@ class DataSection(Section):
 class DegradationSection(Section):
     """How LR inputs are made from HR crops on the fly (batched, on the training device)."""
 
-    kind: str = setting("realsr_x4", "realsr_x4, realsr_x4_testing, realsr_x2, bicubic_x4 (DegradationConfig presets), inpaint (masks), face (degrade_face)")
-    overrides: dict[str, Any] = setting({}, "fields of DegradationConfig / MaskConfig / FaceDegradationConfig to change, e.g. {second_order_prob = 0.3}")
-    mix_kind: str = setting("", "a second SR degradation kind for part of every batch (ours; e.g. realsr_x4_testing); empty = none")
-    mix_fraction: float = setting(0.0, "fraction of every batch degraded by mix_kind instead of kind (rounded to whole images)")
+    kind: str = setting(
+        "realsr_x4",
+        "realsr_x4, realsr_x4_testing, realsr_x2, bicubic_x4 (DegradationConfig presets), "
+        "inpaint (masks), face (degrade_face)",
+    )
+    overrides: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=help_text(
+            "fields of DegradationConfig / MaskConfig / FaceDegradationConfig to change, e.g. {second_order_prob = 0.3}"
+        ),
+    )
+    mix_kind: str = setting(
+        "", "a second SR degradation kind for part of every batch (ours; e.g. realsr_x4_testing); empty = none"
+    )
+    mix_fraction: float = setting(
+        0.0, "fraction of every batch degraded by mix_kind instead of kind (rounded to whole images)"
+    )
 
 
 @dataclass
@@ -81,7 +104,7 @@ class OptimSection(Section):
     lr_min: float = setting(2e-5, "learning rate at the end of the cosine decay")
     warmup_steps: int = setting(5000, "linear warm-up steps from 0 to lr")
     weight_decay: float = setting(0.0, "AdamW weight decay")
-    betas: list[float] = setting([0.9, 0.999], "Adam betas")
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999], metadata=help_text("Adam betas"))
     grad_clip: float = setting(0.0, "clip the gradient norm to this (0 = off)")
 
 
@@ -91,17 +114,32 @@ class TrainSection(Section):
 
     steps: int = setting(400000, "optimiser steps in total")
     batch_size: int = setting(96, "images per optimiser step over all processes (published: 96)")
-    microbatch: int = setting(12, "images per forward/backward; batch_size / world_size / microbatch gradient accumulations")
+    microbatch: int = setting(
+        12, "images per forward/backward; batch_size / world_size / microbatch gradient accumulations"
+    )
     ema_rate: float = setting(0.999, "EMA decay of the weights (warmed up as min(rate, (1+step)/(10+step)))")
-    amp: str = setting("auto", "autocast dtype: bf16, fp16 (with a gradient scaler), none, or auto (bf16 on CUDA, none on CPU)")
+    amp: str = setting(
+        "auto", "autocast dtype: bf16, fp16 (with a gradient scaler), none, or auto (bf16 on CUDA, none on CPU)"
+    )
     seed: int = setting(123456, "seed of every random stream (data order, crops, degradations, t, noise)")
-    t_weights: list[float] = setting([], "relative frequency of each chain step t = 0..T-1 in training (empty = uniform, the paper's)")
-    lpips_weight: float = setting(0.0, "weight of an LPIPS term on the decoded x0 (needs lpips_weights; skipped with a warning if absent)")
-    lpips_weights: str = setting("", "local path of LPIPS-VGG weights (the lpips package's vgg.pth); nothing is downloaded")
+    t_weights: list[float] = field(
+        default_factory=list,
+        metadata=help_text(
+            "relative frequency of each chain step t = 0..T-1 in training (empty = uniform, the paper's)"
+        ),
+    )
+    lpips_weight: float = setting(
+        0.0, "weight of an LPIPS term on the decoded x0 (needs lpips_weights; skipped with a warning if absent)"
+    )
+    lpips_weights: str = setting(
+        "", "local path of LPIPS-VGG weights (the lpips package's vgg.pth); nothing is downloaded"
+    )
     device: str = setting("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     channels_last: bool = setting(True, "channels-last memory format (faster convolutions on GPUs)")
     compile: bool = setting(False, "torch.compile the UNet")
-    time_limit_s: float = setting(0.0, "stop (with a checkpoint and export) after this many seconds of training (0 = no limit)")
+    time_limit_s: float = setting(
+        0.0, "stop (with a checkpoint and export) after this many seconds of training (0 = no limit)"
+    )
     num_threads: int = setting(0, "CPU threads for torch (0 = torch's default)")
 
 
@@ -123,8 +161,12 @@ class LogSection(Section):
 
 
 SECTIONS: dict[str, Any] = {
-    "model": ModelSection, "data": DataSection, "degradation": DegradationSection,
-    "optim": OptimSection, "train": TrainSection, "log": LogSection,
+    "model": ModelSection,
+    "data": DataSection,
+    "degradation": DegradationSection,
+    "optim": OptimSection,
+    "train": TrainSection,
+    "log": LogSection,
 }
 
 
@@ -161,8 +203,9 @@ class TrainConfig:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
         except OSError as e:
-            raise ConfigError(str(path), f"cannot be read ({e.strerror})", "name an existing config file, e.g. "
-                              "configs/realsr_x4.toml") from None
+            raise ConfigError(
+                str(path), f"cannot be read ({e.strerror})", "name an existing config file, e.g. configs/realsr_x4.toml"
+            ) from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(str(path), f"is not valid TOML ({e})", "fix the line it names") from None
         return cls.from_dict(data)
@@ -172,9 +215,17 @@ class TrainConfig:
         return replace(self, **{name: getattr(self, name).replace(**changes)})
 
     def to_toml(self, comments: bool = False) -> str:
-        tables = [(name, _doc(SECTIONS[name]), [(k.name, getattr(self, name).to_table()[k.name], k.help)
-                                                 for k in SECTIONS[name].keys()]) for name in SECTIONS]
-        return dumps_tables(tables, "ResShift training config (python -m resshift_core.train CONFIG)." if comments else "")
+        tables = [
+            (
+                name,
+                _doc(SECTIONS[name]),
+                [(k.name, getattr(self, name).to_table()[k.name], k.help) for k in SECTIONS[name].table_keys()],
+            )
+            for name in SECTIONS
+        ]
+        return dumps_tables(
+            tables, "ResShift training config (python -m resshift_core.train CONFIG)." if comments else ""
+        )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(comments=True), encoding="utf-8")
@@ -184,5 +235,15 @@ def _doc(section: type) -> str:
     return (section.__doc__ or "").strip().splitlines()[0]
 
 
-__all__ = ["TrainConfig", "SECTIONS", "ModelSection", "DataSection", "DegradationSection", "OptimSection",
-           "TrainSection", "LogSection", "ConfigError", "tomllib"]
+__all__ = [
+    "SECTIONS",
+    "ConfigError",
+    "DataSection",
+    "DegradationSection",
+    "LogSection",
+    "ModelSection",
+    "OptimSection",
+    "TrainConfig",
+    "TrainSection",
+    "tomllib",
+]

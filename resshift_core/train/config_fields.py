@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import json
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -19,10 +18,14 @@ from .toml_writer import toml_value
 
 
 def setting(default: Any, help: str) -> Any:
-    """A dataclass field with a default and its one-line meaning (printed by --print-config)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+    """A dataclass field with an immutable default and its one-line meaning (printed by --print-config).
+
+    Lists and tables: `field(default_factory=..., metadata=help_text(...))`, a new one per config."""
+    return field(default=default, metadata=help_text(help))
+
+
+def help_text(help: str) -> dict[str, str]:
+    return {"help": help}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,9 @@ def _default(f: dataclasses.Field) -> Any:
 def checked_table(table: str, values: Any, keys: list[Key]) -> dict[str, Any]:
     """`values` with every key known and every value of its key's type, or a ConfigError."""
     if not isinstance(values, dict):
-        raise ConfigError(table, f"is {type_name(type(values))}, not a table", f"write it as [{table}] with key = value lines")
+        raise ConfigError(
+            table, f"is {type_name(type(values))}, not a table", f"write it as [{table}] with key = value lines"
+        )
     known = {k.name: k for k in keys}
     out = {}
     for name, value in values.items():
@@ -63,8 +68,11 @@ def checked_table(table: str, values: Any, keys: list[Key]) -> dict[str, Any]:
 def checked_value(where: str, value: Any, key: Key) -> Any:
     """`value` if it has the key's type (an integer where a number is wanted becomes a float)."""
     if not conforms(value, key.hint):
-        raise ConfigError(where, f"= {_shown(value)} is not {type_name(key.hint)}",
-                          f"for example {where} = {toml_value(key.default)} (the default)")
+        raise ConfigError(
+            where,
+            f"= {_shown(value)} is not {type_name(key.hint)}",
+            f"for example {where} = {toml_value(key.default)} (the default)",
+        )
     if key.hint is float:
         return float(value)
     return value
@@ -101,8 +109,15 @@ def conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
-          list: "a list", tuple: "a list"}
+_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a table",
+    list: "a list",
+    tuple: "a list",
+}
 
 
 def type_name(hint: Any) -> str:
@@ -122,8 +137,8 @@ def _plural(hint: Any) -> str:
     name = type_name(hint)
     for article in ("an ", "a "):
         if name.startswith(article):
-            return name[len(article):] + "s"
+            return name[len(article) :] + "s"
     return name
 
 
-__all__ = ["Key", "setting", "dataclass_keys", "checked_table", "checked_value", "conforms", "type_name"]
+__all__ = ["Key", "checked_table", "checked_value", "conforms", "dataclass_keys", "setting", "type_name"]

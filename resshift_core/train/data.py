@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,32 +41,54 @@ def check_crop_sizes(gt_size: int, rescale_size: int, sf: int, paired: bool) -> 
     if gt_size < 1:
         raise ConfigError("data.gt_size", f"= {gt_size} is not a crop side", "for example data.gt_size = 256")
     if paired and gt_size % sf:
-        raise ConfigError("data.gt_size", f"= {gt_size} is not a multiple of the scale factor {sf} (paired data)",
-                          f"use data.gt_size = {max(sf, gt_size // sf * sf)}")
+        raise ConfigError(
+            "data.gt_size",
+            f"= {gt_size} is not a multiple of the scale factor {sf} (paired data)",
+            f"use data.gt_size = {max(sf, gt_size // sf * sf)}",
+        )
     if rescale_size and rescale_size < gt_size:
-        raise ConfigError("data.rescale_size", f"{rescale_size} is smaller than gt_size {gt_size}",
-                          f"use data.rescale_size = 0 (= gt_size) or at least {gt_size}")
+        raise ConfigError(
+            "data.rescale_size",
+            f"{rescale_size} is smaller than gt_size {gt_size}",
+            f"use data.rescale_size = 0 (= gt_size) or at least {gt_size}",
+        )
 
 
 class CropDataset:
     """HR images (and optionally their LR partners) from which fixed-size random crops are drawn."""
 
-    def __init__(self, train_dir: str, gt_size: int, *, lq_dir: str = "", sf: int = 4, use_hflip: bool = True,
-                 use_rot: bool = False, cache: bool = True, rescale_gt: bool = False, rescale_size: int = 0):
+    def __init__(
+        self,
+        train_dir: str,
+        gt_size: int,
+        *,
+        lq_dir: str = "",
+        sf: int = 4,
+        use_hflip: bool = True,
+        use_rot: bool = False,
+        cache: bool = True,
+        rescale_gt: bool = False,
+        rescale_size: int = 0,
+    ):
         if not train_dir:
             raise ConfigError("data.train_dir", "is empty", "name a folder of HR training images")
         self.paths = list_images(train_dir, recursive=True)
         if not self.paths:
-            raise ConfigError("data.train_dir", f"= {train_dir!r} holds no images", "name a folder of HR training "
-                              "images (png, jpg, webp, bmp, tif; searched recursively)")
-        self.lq_paths: Optional[list[Path]] = None
+            raise ConfigError(
+                "data.train_dir",
+                f"= {train_dir!r} holds no images",
+                "name a folder of HR training images (png, jpg, webp, bmp, tif; searched recursively)",
+            )
+        self.lq_paths: list[Path] | None = None
         if lq_dir:
             by_stem = {Path(p).stem: p for p in list_images(lq_dir, recursive=True)}
             missing = [p for p in self.paths if Path(p).stem not in by_stem]
             if missing:
-                raise ConfigError("data.lq_dir", f"= {lq_dir!r} lacks the LR partners of {len(missing)} HR images, "
-                                  f"e.g. {missing[0]}", 'give every HR image an LR image of the same name, or '
-                                  'data.lq_dir = "" (synthetic degradation)')
+                raise ConfigError(
+                    "data.lq_dir",
+                    f"= {lq_dir!r} lacks the LR partners of {len(missing)} HR images, e.g. {missing[0]}",
+                    'give every HR image an LR image of the same name, or data.lq_dir = "" (synthetic degradation)',
+                )
             self.lq_paths = [by_stem[Path(p).stem] for p in self.paths]
         self.gt_size, self.sf = int(gt_size), int(sf)
         check_crop_sizes(self.gt_size, int(rescale_size), self.sf, paired=self.lq_paths is not None)
@@ -122,8 +143,8 @@ class CropDataset:
                 h, w = lq.shape[-2:]
                 y = int(torch.randint(0, h - ls + 1, (1,), generator=g))
                 x = int(torch.randint(0, w - ls + 1, (1,), generator=g))
-                lq = lq[:, y:y + ls, x:x + ls]
-                hr = hr[:, y * self.sf:(y + ls) * self.sf, x * self.sf:(x + ls) * self.sf]
+                lq = lq[:, y : y + ls, x : x + ls]
+                hr = hr[:, y * self.sf : (y + ls) * self.sf, x * self.sf : (x + ls) * self.sf]
             elif self.rescale_gt:
                 hr = _rescaled_square(hr, s, self.rescale_size, g)
             else:
@@ -140,7 +161,7 @@ def _random_crop(img: torch.Tensor, size: int, g: torch.Generator) -> torch.Tens
     h, w = img.shape[-2:]
     y = int(torch.randint(0, h - size + 1, (1,), generator=g))
     x = int(torch.randint(0, w - size + 1, (1,), generator=g))
-    return img[:, y:y + size, x:x + size]
+    return img[:, y : y + size, x : x + size]
 
 
 def _rescaled_square(img: torch.Tensor, gt_size: int, rescale_size: int, g: torch.Generator) -> torch.Tensor:
@@ -187,8 +208,11 @@ def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.T
     root = Path(val_dir)
     lq_dir, gt_dir = root / "lq", root / "gt"
     if not lq_dir.is_dir() or not gt_dir.is_dir():
-        raise ConfigError("data.val_dir", f"= {val_dir!r} has no lq/ and gt/ subfolders",
-                          'name a folder that has them (e.g. Val_SR), or data.val_dir = ""')
+        raise ConfigError(
+            "data.val_dir",
+            f"= {val_dir!r} has no lq/ and gt/ subfolders",
+            'name a folder that has them (e.g. Val_SR), or data.val_dir = ""',
+        )
     gts = {Path(p).stem: p for p in list_images(gt_dir, recursive=False)}
     pairs = []
     for p in list_images(lq_dir, recursive=False):
@@ -199,9 +223,12 @@ def load_val_pairs(val_dir: str, max_images: int = 0) -> list[tuple[str, torch.T
         if max_images and len(pairs) >= max_images:
             break
     if not pairs:
-        raise ConfigError("data.val_dir", f"= {val_dir!r} has no lq/gt pairs with matching names",
-                          "give lq/NAME and gt/NAME images the same names")
+        raise ConfigError(
+            "data.val_dir",
+            f"= {val_dir!r} has no lq/gt pairs with matching names",
+            "give lq/NAME and gt/NAME images the same names",
+        )
     return pairs
 
 
-__all__ = ["CropDataset", "check_crop_sizes", "load_val_pairs", "generator", "stream_seed"]
+__all__ = ["CropDataset", "check_crop_sizes", "generator", "load_val_pairs", "stream_seed"]

@@ -72,4 +72,4 @@ def stop(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["Ranks", "start", "barrier", "mean_over_ranks", "any_rank", "stop"]
+__all__ = ["Ranks", "any_rank", "barrier", "mean_over_ranks", "start", "stop"]

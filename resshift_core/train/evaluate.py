@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,18 @@ from .metrics import psnr_y, ssim_y
 Pairs = Sequence[tuple[str, torch.Tensor, torch.Tensor]]  # (name, lq, gt), 3HW in [0, 1]
 
 
-def evaluate(model: Union[str, Path, ResShiftPipeline], val: Union[str, Path, Pairs], *,
-             vae_path: Optional[str] = None, seed: int = 0, crop_border: int = 0, device: str = "cpu",
-             max_images: int = 0, threads: int = 0, steps: Optional[int] = None) -> dict:
+def evaluate(
+    model: str | Path | ResShiftPipeline,
+    val: str | Path | Pairs,
+    *,
+    vae_path: str | None = None,
+    seed: int = 0,
+    crop_border: int = 0,
+    device: str = "cpu",
+    max_images: int = 0,
+    threads: int = 0,
+    steps: int | None = None,
+) -> dict:
     """Scores of `model` (a UNet file, or a pipeline) on `val` (a folder with lq/ and gt/, or pairs).
 
     `vae_path` and `device` only apply to a UNet file; `max_images` only to a folder."""
@@ -44,17 +54,20 @@ def evaluate(model: Union[str, Path, ResShiftPipeline], val: Union[str, Path, Pa
         vae = load_vae(vae_path, device=device) if vae_path else None
         pipe, source = ResShiftPipeline(unet, vae, device=device), str(model)
     pairs = load_val_pairs(str(val), max_images) if isinstance(val, (str, Path)) else list(val)
-    rows = []
+    rows: list[dict[str, Any]] = []
     t0 = time.time()
     for name, lq, gt in pairs:
         out = pipe.restore(lq[None], seeds=[seed], steps=steps).cpu()
         bic = F.interpolate(lq[None].float(), size=gt.shape[-2:], mode="bicubic").clamp(0, 1)
-        rows.append({
-            "name": name,
-            "psnr": float(psnr_y(out, gt[None], crop_border)), "ssim": float(ssim_y(out, gt[None], crop_border)),
-            "bicubic_psnr": float(psnr_y(bic, gt[None], crop_border)),
-            "bicubic_ssim": float(ssim_y(bic, gt[None], crop_border)),
-        })
+        rows.append(
+            {
+                "name": name,
+                "psnr": float(psnr_y(out, gt[None], crop_border)),
+                "ssim": float(ssim_y(out, gt[None], crop_border)),
+                "bicubic_psnr": float(psnr_y(bic, gt[None], crop_border)),
+                "bicubic_ssim": float(ssim_y(bic, gt[None], crop_border)),
+            }
+        )
     if not rows:
         raise ValueError("no validation pairs to evaluate on")
 
@@ -62,16 +75,25 @@ def evaluate(model: Union[str, Path, ResShiftPipeline], val: Union[str, Path, Pa
         return sum(r[key] for r in rows) / len(rows)
 
     return {
-        "model": source, "val_dir": str(val) if isinstance(val, (str, Path)) else "<memory>", "images": len(rows),
-        "seed": seed, "crop_border": crop_border, "steps": steps or pipe.preset.default_steps,
-        "seconds": time.time() - t0, "psnr_y": mean("psnr"), "ssim_y": mean("ssim"),
-        "bicubic_psnr_y": mean("bicubic_psnr"), "bicubic_ssim_y": mean("bicubic_ssim"), "per_image": rows,
+        "model": source,
+        "val_dir": str(val) if isinstance(val, (str, Path)) else "<memory>",
+        "images": len(rows),
+        "seed": seed,
+        "crop_border": crop_border,
+        "steps": steps or pipe.preset.default_steps,
+        "seconds": time.time() - t0,
+        "psnr_y": mean("psnr"),
+        "ssim_y": mean("ssim"),
+        "bicubic_psnr_y": mean("bicubic_psnr"),
+        "bicubic_ssim_y": mean("bicubic_ssim"),
+        "per_image": rows,
     }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m resshift_core.train.evaluate",
-                                description=(__doc__ or "").split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m resshift_core.train.evaluate", description=(__doc__ or "").split("\n")[0]
+    )
     p.add_argument("unet", help="UNet checkpoint")
     p.add_argument("--val-dir", required=True, help="folder with lq/ and gt/ subfolders")
     p.add_argument("--vae", default=None, help="VQGAN checkpoint (latent models)")
@@ -83,13 +105,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the preset's)")
     p.add_argument("--json", default=None, help="also write the full result (per image) here")
     a = p.parse_args(argv)
-    res = evaluate(a.unet, a.val_dir, vae_path=a.vae, seed=a.seed, crop_border=a.crop_border, device=a.device,
-                   max_images=a.max_images, threads=a.threads, steps=a.steps)
+    res = evaluate(
+        a.unet,
+        a.val_dir,
+        vae_path=a.vae,
+        seed=a.seed,
+        crop_border=a.crop_border,
+        device=a.device,
+        max_images=a.max_images,
+        threads=a.threads,
+        steps=a.steps,
+    )
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(res, f, indent=1)
-    print(f"{res['images']} images, {res['steps']} steps, seed {res['seed']}, crop border {res['crop_border']}, "
-          f"{res['seconds']:.0f} s")
+    print(
+        f"{res['images']} images, {res['steps']} steps, seed {res['seed']}, crop border {res['crop_border']}, "
+        f"{res['seconds']:.0f} s"
+    )
     print(f"ours    : PSNR-Y {res['psnr_y']:.3f} dB  SSIM-Y {res['ssim_y']:.4f}")
     print(f"bicubic : PSNR-Y {res['bicubic_psnr_y']:.3f} dB  SSIM-Y {res['bicubic_ssim_y']:.4f}")
     return 0

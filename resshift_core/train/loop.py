@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
@@ -44,8 +45,13 @@ class Trainer:
     The config is checked first (a ConfigError, before any work); `resume` is None, "auto" or
     a checkpoint path."""
 
-    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None, log: Callable[[str], None] = print,
-                 ranks: Optional[distributed.Ranks] = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: str | None = None,
+        log: Callable[[str], None] = print,
+        ranks: distributed.Ranks | None = None,
+    ):
         self.cfg, tr = cfg, cfg.train
         self.ranks = ranks or distributed.Ranks.from_env()
         check_config(cfg, self.ranks.world, self.ranks.local_rank)
@@ -67,20 +73,35 @@ class Trainer:
             self.vae = load_vae(cfg.model.vae_path, device=self.device).model.eval().requires_grad_(False)
         self.space = ChainSpace(self.vae, self.preset.scale_factor)
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=(o.betas[0], o.betas[1]),
-                                           weight_decay=o.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=o.lr, betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay
+        )
         self.scheduler = WarmupCosine(self.optimizer, o.lr, o.lr_min, o.warmup_steps, tr.steps)
         self.precision = Precision(tr.amp, self.device)
         self.net = self._parallel(self.model)
         self.batches = plan_batches(tr.batch_size, tr.microbatch, self.ranks.world)
         d = cfg.degradation
-        self.degradation = plan_degradation(d.kind, d.overrides, d.mix_kind, d.mix_fraction,
-                                            self.batches.local_batch)
-        data = CropDataset(cfg.data.train_dir, cfg.data.gt_size, lq_dir=cfg.data.lq_dir, sf=self.preset.sf,
-                           use_hflip=cfg.data.use_hflip, use_rot=cfg.data.use_rot, cache=cfg.data.cache_images,
-                           rescale_gt=cfg.data.rescale_gt, rescale_size=cfg.data.rescale_size)
-        self.make_batch = BatchMaker(data, self.degradation, seed=tr.seed, local_batch=self.batches.local_batch,
-                                     rank=self.ranks.rank, world=self.ranks.world, device=self.device)
+        self.degradation = plan_degradation(d.kind, d.overrides, d.mix_kind, d.mix_fraction, self.batches.local_batch)
+        data = CropDataset(
+            cfg.data.train_dir,
+            cfg.data.gt_size,
+            lq_dir=cfg.data.lq_dir,
+            sf=self.preset.sf,
+            use_hflip=cfg.data.use_hflip,
+            use_rot=cfg.data.use_rot,
+            cache=cfg.data.cache_images,
+            rescale_gt=cfg.data.rescale_gt,
+            rescale_size=cfg.data.rescale_size,
+        )
+        self.make_batch = BatchMaker(
+            data,
+            self.degradation,
+            seed=tr.seed,
+            local_batch=self.batches.local_batch,
+            rank=self.ranks.rank,
+            world=self.ranks.world,
+            device=self.device,
+        )
         self.val_pairs = load_val_pairs(cfg.data.val_dir, cfg.data.val_max_images) if cfg.data.val_dir else []
         self.lpips = load_lpips(tr.lpips_weight, tr.lpips_weights, self.device)
         self.step = 0
@@ -112,10 +133,14 @@ class Trainer:
         return net
 
     # -- one step ------------------------------------------------------------------------------
-    def _network(self, inp: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                 mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def _network(
+        self, inp: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.cfg.train.channels_last:
-            inp, cond = inp.contiguous(memory_format=torch.channels_last), cond.contiguous(memory_format=torch.channels_last)
+            inp, cond = (
+                inp.contiguous(memory_format=torch.channels_last),
+                cond.contiguous(memory_format=torch.channels_last),
+            )
         with self.precision.autocast():
             return self.net(inp, t, lq=cond, mask=mask)
 
@@ -133,9 +158,21 @@ class Trainer:
             def lpips(x0_pred: torch.Tensor) -> torch.Tensor:
                 return lpips_net(self.space.decode(x0_pred).clamp(-1, 1), gt).mean()
 
-        return resshift_loss(self._network, x0, y, cond, self.schedule, t, noise, predict=self.preset.predict,
-                             normalize_input=self.preset.normalize_input, latent=self.preset.latent, mask=mask,
-                             lpips=lpips, lpips_weight=self.cfg.train.lpips_weight)
+        return resshift_loss(
+            self._network,
+            x0,
+            y,
+            cond,
+            self.schedule,
+            t,
+            noise,
+            predict=self.preset.predict,
+            normalize_input=self.preset.normalize_input,
+            latent=self.preset.latent,
+            mask=mask,
+            lpips=lpips,
+            lpips_weight=self.cfg.train.lpips_weight,
+        )
 
     def train_step(self) -> dict:
         """One optimiser step (with gradient accumulation over microbatches)."""
@@ -145,7 +182,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for m in range(accum):
-            micro = {k: v[m * micro_size:(m + 1) * micro_size] for k, v in batch.items()}
+            micro = {k: v[m * micro_size : (m + 1) * micro_size] for k, v in batch.items()}
             # gradients are averaged over ranks only on the last microbatch
             sync = self.net.no_sync() if self.ranks.enabled and m < accum - 1 else nullcontext()
             with sync:
@@ -172,8 +209,11 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        rng = {"seed": self.cfg.train.seed, "scheme": "per-step streams seeded by (seed, stream, step, rank)",
-               "torch_cpu": torch.get_rng_state()}
+        rng = {
+            "seed": self.cfg.train.seed,
+            "scheme": "per-step streams seeded by (seed, stream, step, rank)",
+            "torch_cpu": torch.get_rng_state(),
+        }
         if self.device.type == "cuda":
             rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
         scaler = self.precision.scaler
@@ -204,11 +244,12 @@ class Trainer:
         if "torch_cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
 
-    def save_checkpoint(self) -> Optional[Path]:
+    def save_checkpoint(self) -> Path | None:
         if not self.ranks.main:
             return None
-        return save_training_checkpoint(self.out / "checkpoints", self.state_dict(), self.step,
-                                        self.cfg.log.keep_checkpoints)
+        return save_training_checkpoint(
+            self.out / "checkpoints", self.state_dict(), self.step, self.cfg.log.keep_checkpoints
+        )
 
     # -- the EMA model: validation, samples, export ----------------------------------------------
     def ema_model(self) -> LoadedModel:
@@ -240,10 +281,11 @@ class Trainer:
         else:
             b = self.make_batch(0)
             lq, gt = ((b["lq"][:4] + 1) / 2).cpu(), ((b["gt"][:4] + 1) / 2).cpu()
-        save_sample_sheet(self.out / "samples" / f"step_{self.step:08d}.png", self._pipeline(), lq, gt,
-                          self.cfg.log.val_seed)
+        save_sample_sheet(
+            self.out / "samples" / f"step_{self.step:08d}.png", self._pipeline(), lq, gt, self.cfg.log.val_seed
+        )
 
-    def export(self, path: Optional[Path | str] = None) -> Optional[Path]:
+    def export(self, path: Path | str | None = None) -> Path | None:
         """The EMA weights as safetensors with architecture and preset metadata (save_model)."""
         if not self.ranks.main:
             return None
@@ -259,7 +301,7 @@ class Trainer:
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    def run(self, max_steps: Optional[int] = None) -> list[dict]:
+    def run(self, max_steps: int | None = None) -> list[dict]:
         """Train to `train.steps` (or `max_steps` more steps); returns the per-step losses of this call."""
         cfg, lg = self.cfg, self.cfg.log
         end = cfg.train.steps if max_steps is None else min(cfg.train.steps, self.step + max_steps)
@@ -287,8 +329,14 @@ class Trainer:
             if self.step % lg.log_every == 0 or self.step == end:
                 now = time.time()
                 rate = (self.step - last_step) / max(now - last_t, 1e-9)
-                rec = {"step": self.step, "loss": sum(window) / len(window), "lr": lr, "steps_per_s": rate,
-                       "images_per_s": rate * cfg.train.batch_size, "elapsed_s": now - t0}
+                rec = {
+                    "step": self.step,
+                    "loss": sum(window) / len(window),
+                    "lr": lr,
+                    "steps_per_s": rate,
+                    "images_per_s": rate * cfg.train.batch_size,
+                    "elapsed_s": now - t0,
+                }
                 self.history.append(rec)
                 self._write_log(rec)
                 if bar is None:
@@ -328,7 +376,7 @@ class Trainer:
         distributed.stop(self.ranks)
 
 
-def train(cfg: TrainConfig, resume: Optional[str] = "auto", max_steps: Optional[int] = None) -> Trainer:
+def train(cfg: TrainConfig, resume: str | None = "auto", max_steps: int | None = None) -> Trainer:
     trainer = Trainer(cfg, resume=resume)
     try:
         trainer.run(max_steps)

@@ -31,8 +31,13 @@ class WarmupCosine:
         self._apply()
 
     def state_dict(self) -> dict:
-        return {"step_count": self.step_count, "lr": self.lr, "lr_min": self.lr_min,
-                "warmup": self.warmup, "total": self.total}
+        return {
+            "step_count": self.step_count,
+            "lr": self.lr,
+            "lr_min": self.lr_min,
+            "warmup": self.warmup,
+            "total": self.total,
+        }
 
     def load_state_dict(self, d: dict) -> None:
         self.step_count = int(d["step_count"])

@@ -7,7 +7,8 @@ and `noise` (or a generator), so a test can compute the loss by hand.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -16,7 +17,7 @@ from ..schedule import Schedule
 from .errors import ConfigError
 
 # network(input, t, cond, mask) -> the x0 (or residual) prediction
-Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class Loss(NamedTuple):
@@ -24,11 +25,22 @@ class Loss(NamedTuple):
     terms: dict[str, torch.Tensor]  # its parts, detached: "mse", and "lpips" when used
 
 
-def resshift_loss(network: Network, x0: torch.Tensor, y: torch.Tensor, cond: torch.Tensor, schedule: Schedule,
-                  t: torch.Tensor, noise: torch.Tensor, *, predict: str = "xstart", normalize_input: bool = True,
-                  latent: bool = True, mask: Optional[torch.Tensor] = None,
-                  lpips: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                  lpips_weight: float = 0.0) -> Loss:
+def resshift_loss(
+    network: Network,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    cond: torch.Tensor,
+    schedule: Schedule,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    predict: str = "xstart",
+    normalize_input: bool = True,
+    latent: bool = True,
+    mask: torch.Tensor | None = None,
+    lpips: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    lpips_weight: float = 0.0,
+) -> Loss:
     """MSE between the network's x0 at chain step t and the true x0.
 
     z_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) noise is the network's input (divided by the
@@ -48,23 +60,28 @@ def resshift_loss(network: Network, x0: torch.Tensor, y: torch.Tensor, cond: tor
     return Loss(loss, terms)
 
 
-def chain_step_weights(weights: Sequence[float], steps: int) -> Optional[torch.Tensor]:
+def chain_step_weights(weights: Sequence[float], steps: int) -> torch.Tensor | None:
     """train.t_weights as a tensor (None: uniform); they need one non-negative weight per step."""
     if not weights:
         return None
     w = torch.as_tensor([float(v) for v in weights], dtype=torch.float64)
     if len(w) != steps or bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise ConfigError("train.t_weights", f"= {list(weights)}: need {steps} non-negative weights, not all zero "
-                          f"(the preset's chain has {steps} steps)", f"for example train.t_weights = {[1] * steps}")
+        raise ConfigError(
+            "train.t_weights",
+            f"= {list(weights)}: need {steps} non-negative weights, not all zero "
+            f"(the preset's chain has {steps} steps)",
+            f"for example train.t_weights = {[1] * steps}",
+        )
     return w
 
 
-def draw_t(n: int, steps: int, g: torch.Generator, weights: Optional[torch.Tensor] = None,
-           device: torch.device | str = "cpu") -> torch.Tensor:
+def draw_t(
+    n: int, steps: int, g: torch.Generator, weights: torch.Tensor | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """`n` chain steps to train on: uniform over 0..steps-1 (the paper), or by `weights`."""
     if weights is None:
         return torch.randint(0, steps, (n,), generator=g, device=device)
     return torch.multinomial(weights.to(device), n, replacement=True, generator=g)
 
 
-__all__ = ["Loss", "Network", "resshift_loss", "chain_step_weights", "draw_t"]
+__all__ = ["Loss", "Network", "chain_step_weights", "draw_t", "resshift_loss"]

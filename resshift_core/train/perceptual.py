@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
 
 
-def load_lpips(weight: float, weights_path: str, device: torch.device) -> Optional[nn.Module]:
+def load_lpips(weight: float, weights_path: str, device: torch.device) -> nn.Module | None:
     """The frozen LPIPS network, or None when the term is off or cannot be built here."""
     if weight <= 0:
         return None
     if not weights_path or not Path(weights_path).is_file():
-        warnings.warn(f"train.lpips_weight={weight} but LPIPS weights {weights_path!r} are not "
-                      "present locally: the perceptual term is SKIPPED (MSE only)", stacklevel=2)
+        warnings.warn(
+            f"train.lpips_weight={weight} but LPIPS weights {weights_path!r} are not "
+            "present locally: the perceptual term is SKIPPED (MSE only)",
+            stacklevel=2,
+        )
         return None
     try:
         import lpips

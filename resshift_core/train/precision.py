@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Optional
 
 import torch
 
@@ -12,11 +11,14 @@ from .errors import ConfigError
 AMP_MODES = ("auto", "bf16", "fp16", "none")
 
 
-def autocast_dtype(amp: str, device_type: str) -> Optional[torch.dtype]:
+def autocast_dtype(amp: str, device_type: str) -> torch.dtype | None:
     """The dtype of `amp` on a device of `device_type` (auto: bf16 on CUDA, none elsewhere)."""
     if amp not in AMP_MODES:
-        raise ConfigError("train.amp", f"= {amp!r} is not a precision", f"choose {', '.join(AMP_MODES)} (auto: bf16 "
-                          "on CUDA, none on CPU)")
+        raise ConfigError(
+            "train.amp",
+            f"= {amp!r} is not a precision",
+            f"choose {', '.join(AMP_MODES)} (auto: bf16 on CUDA, none on CPU)",
+        )
     if amp == "auto":
         amp = "bf16" if device_type == "cuda" else "none"
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
@@ -36,4 +38,4 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
 
-__all__ = ["AMP_MODES", "autocast_dtype", "Precision"]
+__all__ = ["AMP_MODES", "Precision", "autocast_dtype"]

@@ -26,8 +26,7 @@ def square_pairs(pairs: list[tuple[str, torch.Tensor, torch.Tensor]], sf: int, n
     """(lq, gt) stacks of the first `n` validation pairs, cropped to a common square."""
     lqs, gts = [p[1] for p in pairs[:n]], [p[2] for p in pairs[:n]]
     size = min(min(x.shape[-2:]) for x in lqs)
-    return (torch.stack([x[:, :size, :size] for x in lqs]),
-            torch.stack([x[:, :size * sf, :size * sf] for x in gts]))
+    return (torch.stack([x[:, :size, :size] for x in lqs]), torch.stack([x[:, : size * sf, : size * sf] for x in gts]))
 
 
 __all__ = ["save_sample_sheet", "square_pairs"]

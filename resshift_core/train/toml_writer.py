@@ -44,4 +44,4 @@ def dumps_tables(tables: Sequence[tuple[str, str, Sequence[tuple[str, Any, str]]
     return "\n".join(lines)
 
 
-__all__ = ["toml_value", "toml_key", "dumps_tables"]
+__all__ = ["dumps_tables", "toml_key", "toml_value"]
