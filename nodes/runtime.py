@@ -24,9 +24,10 @@ from resshift_core.errors import InputError
 from resshift_core.models.unet import UNetConfig
 from resshift_core.models.vqgan import VQGANConfig
 from resshift_core.pairing import check_pair, check_same_vae
-from resshift_core.pipeline import SEED_LIMIT, Prepared, ResShiftPipeline, resolve_steps
+from resshift_core.pipeline import Prepared, ResShiftPipeline
 from resshift_core.presets import DiffusionPreset
 from resshift_core.preview import LinearPreview
+from resshift_core.request_checks import SEED_LIMIT, resolve_steps
 from resshift_core.sampler import SeededNoise, StepInfo
 from resshift_core.tiling import TilingConfig, round_up
 

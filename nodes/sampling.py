@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from resshift_core.colorfix import METHODS
-from resshift_core.pipeline import resolve_steps
+from resshift_core.request_checks import resolve_steps
 
 from . import runtime
 

@@ -13,21 +13,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from .checkpoints.loading import LoadedModel
-from .colorfix import METHODS as COLOR_FIXES
 from .colorfix import color_fix as apply_color_fix
 from .errors import ArchitectureError, InputError
 from .inpaint_masks import blacken_holes, normalize_masks
 from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
+from .oom import is_out_of_memory, retry_with_smaller_tiles
 from .pairing import check_pair, lq_per_latent
 from .presets import DiffusionPreset
+from .request_checks import (
+    check_color_fix,
+    check_images,
+    check_seeds,
+    check_tile_sizes,
+    display_name,
+    resolve_steps,
+)
 from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
 from .tiling import (
@@ -44,25 +51,8 @@ from .tiling import (
 )
 
 BICUBIC_MARGIN = 2  # LR pixels of context a bicubic upsampler reads beyond a tile
-SEED_LIMIT = 1 << 64  # torch generators take seeds in [0, 2**64)
 AUTO: Literal["auto"] = "auto"
 TilingChoice = TilingConfig | None | Literal["auto"]
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA/MPS/XPU out-of-memory errors, and the CPU allocator's "can't allocate memory"."""
-    oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
-        return True
-    if not isinstance(exc, (RuntimeError, MemoryError)):
-        return False
-    text = str(exc).lower()
-    return "out of memory" in text or "can't allocate memory" in text
-
-
-def _free_accelerator_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -78,37 +68,6 @@ class Prepared:
 def _crop(x: torch.Tensor, rows_cols: tuple[slice, slice]) -> torch.Tensor:
     rows, cols = rows_cols
     return x[..., rows, cols]
-
-
-def resolve_steps(preset: DiffusionPreset, steps: int | None) -> int:
-    """The number of sampling steps to run: `steps` (1 to the trained count), or the preset's
-    default for None / 0. The one rule for every front-end."""
-    trained = preset.steps
-    if steps is None or (type(steps) is int and steps == 0):
-        return preset.default_steps
-    if type(steps) is not int or not 1 <= steps <= trained:  # user input: no bools or floats
-        raise InputError(
-            f"steps must be 1 to {trained} (this model was trained with {trained} steps; 0 or none = its "
-            f"default, {preset.default_steps}); got {steps!r}"
-        )
-    return steps
-
-
-def display_name(loaded: LoadedModel) -> str:
-    """The model as messages name it: its file name, else its registry name, else 'the model'."""
-    source = str(loaded.source or "")
-    if source and not source.startswith("<"):
-        return Path(source).name
-    return loaded.registry_name or "the model"
-
-
-def _check_images(images: torch.Tensor, name: str = "images") -> None:
-    if images.ndim != 4:
-        raise InputError(f"{name} must be a 4-D batch (B x C x H x W), got shape {tuple(images.shape)}")
-    if images.shape[0] == 0 or images.shape[-1] == 0 or images.shape[-2] == 0:
-        raise InputError(f"{name} is empty: shape {tuple(images.shape)}")
-    if not torch.isfinite(images).all():
-        raise InputError(f"{name} contain NaN or infinity; fix the input image (it may be a corrupt decode)")
 
 
 class ResShiftPipeline:
@@ -204,9 +163,7 @@ class ResShiftPipeline:
         """Tiling for this pipeline's device. `tile` and `overlap` (UNet) and `vae_tile` are in
         input-image (LR) pixels and override the automatic choice; `free_bytes` is the
         accelerator memory to size automatic tiles by (default: what the driver reports)."""
-        for name, value, least in (("tile", tile, 1), ("tile overlap", overlap, 0), ("VAE tile", vae_tile, 1)):
-            if value is not None and (type(value) is not int or value < least):  # user input: no bools
-                raise InputError(f"{name} must be a whole number of input pixels, at least {least}; got {value!r}")
+        check_tile_sizes(tile=tile, overlap=overlap, vae_tile=vae_tile)
         fold = self.unet_fold
         cfg = auto_tiling(
             self.device,
@@ -260,7 +217,7 @@ class ResShiftPipeline:
         """images: B x 3 x h x w in [0, 1]. masks (inpainting models only): any size and 1 to 4
         channels, 1 = fill in; `inpaint_masks.normalize_masks` says how they are read (soft
         values are binarised at 0.5), and the LR image's hole is made black as in training."""
-        _check_images(images)
+        check_images(images)
         if images.shape[1] != 3:
             raise InputError(f"images must have 3 (RGB) channels, got {images.shape[1]}; convert grey/RGBA first")
         wants_mask = self.unet_config.cond_mask
@@ -279,34 +236,23 @@ class ResShiftPipeline:
         return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
 
     def resolve_steps(self, steps: int | None) -> int:
-        """The number of sampling steps to run (see `resolve_steps`)."""
+        """The number of sampling steps to run (see `request_checks.resolve_steps`)."""
         return resolve_steps(self.preset, steps)
+
+    def check_seeds(self, seeds: Sequence[int] | None, batch: int) -> list[int]:
+        """One seed per image (see `request_checks.check_seeds`)."""
+        return check_seeds(seeds, batch)
+
+    def _retrying(self, stage: str, tiling: TilingConfig, work: Callable[[TilingConfig], torch.Tensor]) -> torch.Tensor:
+        return retry_with_smaller_tiles(
+            stage, tiling, work, oom_check=self.oom_check, on_out_of_memory=self.on_out_of_memory, device=self.device
+        )
 
     # -- tiling helpers ---------------------------------------------------------------
     @property
     def latent_factor(self) -> int:
         """HR pixels per latent pixel (the VQGAN's downsampling)."""
         return 1 if self.pixel_space else self.vae_config.downsample_factor
-
-    def _retrying(self, stage: str, tiling: TilingConfig, work: Callable[[TilingConfig], torch.Tensor]) -> torch.Tensor:
-        """Run `work(tiling)`; on an out-of-memory error retry with smaller tiles until they
-        cannot shrink further."""
-        while True:
-            smaller = None
-            try:
-                return work(tiling)
-            except Exception as exc:
-                if not self.oom_check(exc):
-                    raise
-                smaller = tiling.smaller(stage)
-                if smaller is None:
-                    raise
-            # Outside the except block, so the failed attempt's tensors can be freed first.
-            if self.on_out_of_memory is not None:
-                self.on_out_of_memory(stage, smaller)
-            else:
-                _free_accelerator_memory(self.device)
-            tiling = smaller
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
@@ -483,8 +429,7 @@ class ResShiftPipeline:
 
         For inpainting the colour reference is the pasted result itself: the input's colours where
         they are known, the restoration's own in the hole (the input has nothing there)."""
-        if color_fix not in COLOR_FIXES:
-            raise InputError(f"unknown colour fix {color_fix!r}: choose one of {', '.join(COLOR_FIXES)}")
+        check_color_fix(color_fix)
         if color_fix == "none":
             return self.to_image(decoded, prepared)
         restored = self.to_image(decoded, prepared, paste_known=False)
@@ -494,18 +439,6 @@ class ResShiftPipeline:
             reference = self.to_image(decoded, prepared)
         fixed = apply_color_fix(restored, reference, color_fix)
         return self.to_image(fixed * 2 - 1, prepared)
-
-    def check_seeds(self, seeds: Sequence[int] | None, batch: int) -> list[int]:
-        """One seed per image in [0, 2**64); None gives seed 0 to every image."""
-        if seeds is None:
-            return [0] * batch
-        seeds = list(seeds)
-        if len(seeds) != batch:
-            raise InputError(f"{len(seeds)} seeds for {batch} images: give one seed per image")
-        for seed in seeds:
-            if type(seed) is not int or not 0 <= seed < SEED_LIMIT:  # user input: no bools or floats
-                raise InputError(f"a seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
-        return seeds
 
     def restore(
         self,
@@ -528,8 +461,7 @@ class ResShiftPipeline:
         fits in one tile gives exactly the untiled result. `color_fix`: see `finish`.
         `callback(StepInfo)` runs after every step (raise from it to cancel).
         """
-        if color_fix not in COLOR_FIXES:  # checked before any work is done
-            raise InputError(f"unknown colour fix {color_fix!r}: choose one of {', '.join(COLOR_FIXES)}")
+        check_color_fix(color_fix)  # before any work is done
         steps = self.resolve_steps(steps)
         prepared = self.prepare(images, masks)
         if noise is None:
@@ -543,4 +475,4 @@ class ResShiftPipeline:
         return self.finish(self.decode_raw(z0, prepared, tiling), prepared, color_fix)
 
 
-__all__ = ["AUTO", "ExplicitNoise", "Prepared", "ResShiftPipeline", "SeededNoise", "display_name"]
+__all__ = ["AUTO", "ExplicitNoise", "Prepared", "ResShiftPipeline", "SeededNoise", "is_out_of_memory"]

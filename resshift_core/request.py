@@ -21,8 +21,9 @@ from .devices import channels_last_for, dtype_from_name, dtype_name, pick_device
 from .download import ProgressCallback
 from .errors import InputError
 from .model_files import default_download_dir, resolve_checkpoint
-from .pipeline import ResShiftPipeline, display_name
+from .pipeline import ResShiftPipeline
 from .presets import TASKS, DiffusionPreset
+from .request_checks import display_name
 from .schedule import SPACINGS
 from .tiny import UNTRAINED_TINY, make_tiny
 
