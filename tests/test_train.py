@@ -14,6 +14,7 @@ from conftest import one_torch_thread
 from resshift_core.checkpoints.loading import load_unet
 from resshift_core.models.unet import UNetConfig
 from resshift_core.pipeline import ResShiftPipeline
+from resshift_core.tiny import TASKS, tiny_unet_config
 from resshift_core.train import ConfigError, TrainConfig, Trainer
 from resshift_core.train.checkpointing import latest_checkpoint, load_checkpoint
 from resshift_core.train.evaluate import evaluate
@@ -38,21 +39,16 @@ def _write_images(folder: Path, n: int = 6, seed: int = 0) -> Path:
     return folder
 
 
+def model_table(ucfg) -> dict:
+    """The fields of a UNetConfig that a training config's [model] table takes."""
+    return {k: v for k, v in ucfg.to_dict().items() if k in TrainConfig().model.to_table()}
+
+
 def tiny_config(data: Path, out: Path, **train) -> TrainConfig:
     cfg = TrainConfig()
-    cfg.model = cfg.model.replace(
-        preset="pixel_realsr_x4_s4",
-        image_size=32,
-        lq_size=32,
-        model_channels=32,
-        num_res_blocks=[1, 1],
-        attention_resolutions=[16],
-        channel_mult=[1, 2],
-        num_head_channels=16,
-        swin_embed_dim=32,
-        window_size=4,
-        mlp_ratio=2.0,
-    )
+    # the tiny pixel-space UNet of resshift_core.tiny, on 32-pixel crops with attention at 16
+    ucfg = tiny_unet_config("pixel", image_size=32, attention_resolutions=[16])
+    cfg.model = cfg.model.replace(preset=TASKS["pixel"].preset, **model_table(ucfg))
     cfg.data = dataclasses.replace(cfg.data, train_dir=str(data), gt_size=32, use_rot=True)
     cfg.degradation = dataclasses.replace(cfg.degradation, kind="bicubic_x4")
     cfg.optim = dataclasses.replace(cfg.optim, lr=2e-3, lr_min=2e-4, warmup_steps=3, grad_clip=1.0)
@@ -195,14 +191,13 @@ def test_fold_config_trains_a_pixel_unshuffle_unet(data_dir, tmp_path):
 @pytest.mark.parametrize(("task", "kind"), [("realsr", "realsr_x4"), ("inpaint", "inpaint"), ("faceir", "face")])
 def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
     """Latent training on a tiny VQGAN for real-world SR, inpainting (masks) and faces (f8, 8 channels)."""
-    from resshift_core.tiny import TASKS, tiny_unet_config, write_tiny_checkpoints
+    from resshift_core.tiny import write_tiny_checkpoints
 
     _, vae_path = write_tiny_checkpoints(tmp_path / "models", task)
     ucfg = tiny_unet_config(task)
-    preset, factor = TASKS[task][0], TASKS[task][1]
+    preset, factor = TASKS[task].preset, TASKS[task].vae_factor
     cfg = tiny_config(data_dir, tmp_path / "run")
-    model = {k: v for k, v in ucfg.to_dict().items() if k in cfg.model.to_table()}
-    cfg.model = cfg.model.replace(**model, preset=preset, vae_path=str(vae_path))
+    cfg.model = cfg.model.replace(**model_table(ucfg), preset=preset, vae_path=str(vae_path))
     cfg.data = dataclasses.replace(cfg.data, gt_size=ucfg.image_size * factor)
     cfg.degradation = dataclasses.replace(cfg.degradation, kind=kind)
     cfg.train = dataclasses.replace(cfg.train, steps=3)
@@ -215,7 +210,7 @@ def test_latent_tasks_train_and_export(task, kind, data_dir, tmp_path):
     loaded = load_unet(trainer.export())
     assert isinstance(loaded.config, UNetConfig) and loaded.preset is not None
     assert loaded.preset.name == preset and loaded.config.cond_mask == (kind == "inpaint")
-    assert loaded.config.in_channels == TASKS[task][2]
+    assert loaded.config.in_channels == TASKS[task].latent_channels
 
 
 def test_t_weights_are_checked_before_any_work(data_dir, tmp_path):

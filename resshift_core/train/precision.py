@@ -6,6 +6,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
+from ..devices import dtype_from_name
 from .errors import ConfigError
 
 AMP_MODES = ("auto", "bf16", "fp16", "none")
@@ -21,7 +22,7 @@ def autocast_dtype(amp: str, device_type: str) -> torch.dtype | None:
         )
     if amp == "auto":
         amp = "bf16" if device_type == "cuda" else "none"
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+    return None if amp == "none" else dtype_from_name(amp)
 
 
 class Precision:
