@@ -144,7 +144,10 @@ def test_pack_imports_and_nodes_are_listed(server):
     info = get(f"{server['url']}/object_info", timeout=60)
     missing = NODE_IDS - set(info)
     assert not missing, f"nodes not registered: {missing}\n{server['log']()}"
-    assert "IMPORT FAILED" not in server["log"]()
+    # ComfyUI's own optional nodes may fail without their extras (nodes_audio.py without torchaudio):
+    # only a failure naming this pack counts.
+    failed = [line for line in server["log"]().splitlines() if "IMPORT FAILED" in line and PACK in line]
+    assert not failed, failed
     loader = info["ResShiftModelLoader"]
     assert loader["category"].startswith("ResShift") and loader["display_name"] == "Load ResShift Model"
     choices = loader["input"]["required"]["model_name"][0]

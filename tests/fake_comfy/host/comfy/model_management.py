@@ -134,7 +134,10 @@ def should_use_bf16(device=None, model_params=0, prioritize_performance=True, ma
 
 
 def unet_dtype(
-    device=None, model_params=0, supported_dtypes=(torch.float16, torch.bfloat16, torch.float32), weight_dtype=None
+    device=None,
+    model_params=0,
+    supported_dtypes=[torch.float16, torch.bfloat16, torch.float32],  # noqa: B006 - ComfyUI's own signature
+    weight_dtype=None,
 ):
     if FORCED_UNET_DTYPE is not None:
         return FORCED_UNET_DTYPE
@@ -149,7 +152,7 @@ def unet_dtype(
     return torch.float32
 
 
-def vae_dtype(device=None, allowed_dtypes=()):
+def vae_dtype(device=None, allowed_dtypes=[]):  # noqa: B006 - ComfyUI's own signature (never mutated)
     if FORCED_VAE_DTYPE is not None:
         return FORCED_VAE_DTYPE
     for d in allowed_dtypes:
@@ -240,7 +243,7 @@ class LoadedModel:  # noqa: PLW1641 -- unhashable, as in ComfyUI: equality follo
 current_loaded_models: list[LoadedModel] = []
 
 
-def free_memory(memory_required, device, keep_loaded=()):
+def free_memory(memory_required, device, keep_loaded=[]):  # noqa: B006 - ComfyUI's own signature (never mutated)
     _record("free_memory", memory_required=memory_required, device=device)
     unloaded = []
     candidates = []
