@@ -31,6 +31,7 @@ def check_pair(
 ) -> None:
     """Raise ArchitectureError unless `vae` (None: no VAE) can serve this UNet and preset.
     `vae_hint` says how a caller gives a VAE (e.g. "pass --vae"), for the missing-VAE message."""
+    check_noise_map(unet, preset, model_name=model_name)
     if vae is None:
         if preset.latent:
             how = vae_hint or "give it its VAE"
@@ -50,12 +51,35 @@ def check_pair(
             f"{vae.latent_channels}-channel ones: {VAE_ADVICE}."
         )
     factor, ratio = vae.downsample_factor, lq_per_latent(unet)
+    if preset.condition != "lr":  # conditioned at the latent's size: any scale the VAE divides
+        if ratio != 1 or factor % preset.sf:
+            raise ArchitectureError(
+                f"{model_name} is conditioned on {preset.condition!r} (the latent's size), which needs a UNet "
+                f"without an LR feature extractor and a scale that divides the VAE's {factor}; it has "
+                f"{ratio}x LR input and the preset {preset.name!r} says x{preset.sf}. Choose the matching preset."
+            )
+        return
     if factor % ratio or factor // ratio != preset.sf:
         made = f"x{factor // ratio}" if factor % ratio == 0 else "no whole scale"
         raise ArchitectureError(
             f"scale mismatch: the VAE downsamples by {factor} and {model_name} reads its LR input at 1/{ratio} "
             f"of that, which makes {made}, but the preset {preset.name!r} says x{preset.sf}. "
             "Choose the matching preset or VAE."
+        )
+
+
+def check_noise_map(unet: UNetConfig, preset: DiffusionPreset, *, model_name: str = "the model") -> None:
+    """The preset and the weights must agree on a student's noise map (whether, and where)."""
+    weights = "none" if not unet.noise_channels else unet.noise_injection
+    if preset.noise_map != weights:
+        has = (
+            "takes no noise map"
+            if weights == "none"
+            else f"takes a {unet.noise_channels}-channel noise map ({weights})"
+        )
+        raise ArchitectureError(
+            f"{model_name} {has}, but the preset {preset.name!r} says noise_map={preset.noise_map!r}: "
+            "choose the preset made for this model (`inspect` lists the ones that fit)"
         )
 
 

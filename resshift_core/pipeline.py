@@ -35,7 +35,7 @@ from .request_checks import (
     display_name,
     resolve_steps,
 )
-from .sampler import ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
+from .sampler import NOISE_MAP, ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
 from .tiling import (
     Padding,
@@ -151,7 +151,14 @@ class ResShiftPipeline:
         if self.pixel_space:  # the HR image must be a multiple of the UNet's multiple
             m = self.unet_net.size_multiple
             return m // math.gcd(m, self.sf)
-        return self.unet_net.size_multiple * self.lq_per_latent
+        # The latent (LR * sf / factor) must be a whole multiple of the UNet's multiple.
+        step = self.unet_net.size_multiple * self.latent_factor
+        return step // math.gcd(step, self.sf)
+
+    @property
+    def lr_per_latent(self) -> int:
+        """LR pixels per latent pixel (latent models: the VAE's factor over the scale)."""
+        return max(1, self.latent_factor // self.sf)
 
     def tiling(
         self,
@@ -276,7 +283,7 @@ class ResShiftPipeline:
 
     def _encode_tiled(self, prepared: Prepared, tiling: TilingConfig) -> torch.Tensor:
         lq = prepared.lq.to(tiling.host)
-        ratio = self.lq_per_latent
+        ratio = self.lr_per_latent
         height, width = lq.shape[-2] // ratio, lq.shape[-1] // ratio
         plan = TilePlan(height, width, tiling.vae_tile, tiling.vae_overlap)
 
@@ -305,32 +312,55 @@ class ResShiftPipeline:
             host=tiling.host,
         )
 
+    def condition(self, prepared: Prepared, z_y: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """What the UNet's LR input is (preset.condition), and its pixels per latent pixel."""
+        if self.pixel_space:  # conditioned on the upsampled image the chain starts from
+            return z_y, 1
+        if self.preset.condition == "latent":
+            return z_y, 1
+        if self.preset.condition == "lr_at_latent":  # the upsampled LR, resized to the latent's size
+            up = (
+                F.interpolate(prepared.lq.float(), scale_factor=self.sf, mode="bicubic")
+                if self.sf != 1
+                else prepared.lq
+            )
+            small = F.interpolate(up.float(), size=tuple(z_y.shape[-2:]), mode="bicubic", align_corners=False)
+            return small.clamp(-1, 1).to(z_y.device), 1
+        return prepared.lq, self.lq_per_latent
+
     def denoiser(
-        self, prepared: Prepared, tiling: TilingConfig | None = None, z_y: torch.Tensor | None = None
+        self,
+        prepared: Prepared,
+        tiling: TilingConfig | None = None,
+        z_y: torch.Tensor | None = None,
+        noise_map: torch.Tensor | None = None,
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The network as the sampler sees it: x0 = f(x_t scaled, t), conditioned on the LR.
+        """The network as the sampler sees it: x0 = f(x_t scaled, t), conditioned on the LR
+        (and, for a noise-map student, on `noise_map`, at the latent's size).
 
         Tiled, every call runs the UNet over overlapping tiles and blends their x0 estimates,
-        so each step sees one consistent image.
+        so each step sees one consistent image (and one noise map).
         """
         net = self.unet_net
-        cond = prepared.lq
-        if self.pixel_space:  # conditioned on the upsampled image the chain starts from
-            if z_y is None:
-                raise ValueError("a pixel-space denoiser needs z_y (the upsampled LR image)")
-            cond = z_y
+        if z_y is None:
+            if self.pixel_space or self.preset.condition != "lr":
+                raise ValueError("this denoiser is conditioned on z_y: pass it")
+            cond, ratio = prepared.lq, self.lq_per_latent
+        else:
+            cond, ratio = self.condition(prepared, z_y)
         if tiling is None:
             lq = self._to_device(cond)
             mask = None if prepared.mask is None else self._to_device(prepared.mask)
+            nmap = None if noise_map is None else self._to_device(noise_map)
 
             def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return net(self._to_device(x), t.to(self.device), lq=lq, mask=mask).float()
+                return net(self._to_device(x), t.to(self.device), lq=lq, mask=mask, noise=nmap).float()
 
             return denoise
 
         lq_host = cond.to(tiling.host)
         mask_host = None if prepared.mask is None else prepared.mask.to(tiling.host)
-        ratio = self.lq_per_latent
+        map_host = None if noise_map is None else noise_map.to(tiling.host)
         state = {"tiling": tiling}
 
         def denoise_tiled(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -339,14 +369,21 @@ class ResShiftPipeline:
                 plan = TilePlan(x.shape[-2], x.shape[-1], tc.tile, tc.overlap, net.size_multiple)
                 images = x.shape[0]
 
+                def tiles_of(source: torch.Tensor | None, tiles: list[Tile], scale: int = 1) -> torch.Tensor | None:
+                    if source is None:
+                        return None
+                    return self._to_device(torch.cat([_crop(source, tile.slices(scale)) for tile in tiles]))
+
                 def run(tiles: list[Tile]) -> torch.Tensor:
                     xs = torch.cat([_crop(x, tile.slices()) for tile in tiles])
-                    lqs = torch.cat([_crop(lq_host, tile.slices(ratio)) for tile in tiles])
-                    masks = None
-                    if mask_host is not None:
-                        masks = self._to_device(torch.cat([_crop(mask_host, tile.slices(ratio)) for tile in tiles]))
                     ts = t.to(self.device).repeat(len(tiles))
-                    return net(self._to_device(xs), ts, lq=self._to_device(lqs), mask=masks).float()
+                    return net(
+                        self._to_device(xs),
+                        ts,
+                        lq=tiles_of(lq_host, tiles, ratio),
+                        mask=tiles_of(mask_host, tiles, ratio),
+                        noise=tiles_of(map_host, tiles),
+                    ).float()
 
                 return blend_tiles(
                     run, plan, batch_size=tc.batch, out_channels=x.shape[1], images=images, host=x.device
@@ -355,6 +392,15 @@ class ResShiftPipeline:
             return self._retrying("unet", state["tiling"], work)
 
         return denoise_tiled
+
+    def draw_noise_map(self, z_y: torch.Tensor, noise: NoiseSource) -> torch.Tensor | None:
+        """A student's standard normal noise map at the latent's size (RSD draws it before the
+        prior); None for every other model."""
+        channels = self.unet_config.noise_channels
+        if not channels:
+            return None
+        like = torch.empty((z_y.shape[0], channels, *z_y.shape[-2:]), dtype=torch.float32, device=z_y.device)
+        return noise(NOISE_MAP, like)
 
     @torch.no_grad()
     def sample(
@@ -372,8 +418,9 @@ class ResShiftPipeline:
         schedule = make_schedule(self.preset.schedule, self.resolve_steps(steps), self.preset.spacing)
         if tiling is not None:
             z_y = z_y.to(tiling.host)
+        noise_map = self.draw_noise_map(z_y, noise)
         return sample(
-            self.denoiser(prepared, tiling, z_y),
+            self.denoiser(prepared, tiling, z_y, noise_map),
             z_y,
             schedule,
             noise,
@@ -382,6 +429,7 @@ class ResShiftPipeline:
             callback=callback,
             clip_denoised=self.pixel_space,  # as published: clip x0 only without an autoencoder
             predict=self.preset.predict,
+            prior=self.preset.prior,
         )
 
     @torch.no_grad()
@@ -391,7 +439,7 @@ class ResShiftPipeline:
         if self.pixel_space:
             out = z0.float()
         elif tiling is None:
-            out = self.vae_net.decode(self._to_device(z0), quantize=True).float()
+            out = self.vae_net.decode(self._to_device(z0), quantize=self.preset.quantize).float()
         else:
             out = self._retrying("vae", tiling, lambda tc: self._decode_tiled(z0, tc))
         return crop_padding(out, prepared.padding, self.sf)
@@ -402,7 +450,7 @@ class ResShiftPipeline:
 
         def run(tiles: list[Tile]) -> torch.Tensor:
             zs = torch.cat([_crop(z0, tile.slices()) for tile in tiles])
-            return self.vae_net.decode(self._to_device(zs), quantize=True).float()
+            return self.vae_net.decode(self._to_device(zs), quantize=self.preset.quantize).float()
 
         return blend_tiles(
             run,

@@ -8,6 +8,32 @@ from .schedule import SPACINGS, ScheduleConfig
 
 TASKS = ("realsr", "bicsr", "inpaint", "faceir")
 PREDICTIONS = ("xstart", "residual")
+# How the chain starts: x_T = z_y + kappa sqrt(eta_T) noise (published, SinSR, RSD), or
+# z_y + kappa noise (Distilled-ResShift's students).
+PRIORS = ("eta", "kappa")
+# What the UNet's LR input is: the LR image itself (published; through its feature extractor),
+# the latent z_y, or the bicubic-upsampled LR resized to the latent's size (Distilled-ResShift).
+CONDITIONS = ("lr", "latent", "lr_at_latent")
+# Whether the UNet takes a standard normal noise map, and where (it must agree with the weights).
+NOISE_MAPS = ("none", "concat", "add")
+# Every key a published `diffusion.params` may hold (weighted_mse only matters for training).
+PUBLISHED_DIFFUSION_KEYS = frozenset(
+    {
+        "sf",
+        "schedule_name",
+        "schedule_kwargs",
+        "etas_end",
+        "steps",
+        "min_noise_level",
+        "kappa",
+        "weighted_mse",
+        "predict_type",
+        "timestep_respacing",
+        "scale_factor",
+        "normalize_input",
+        "latent_flag",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +50,11 @@ class DiffusionPreset:
     name: str = "custom"
     sample_steps: int = 0  # steps to sample when none are asked for (respaced); 0 = every trained step
     spacing: str = "published"  # which trained steps a shortened chain keeps: "published" or "trailing" (ends at T-1)
+    # How a model is sampled beyond its schedule (one-step students differ here; see the tuples above).
+    prior: str = "eta"
+    condition: str = "lr"
+    noise_map: str = "none"
+    quantize: bool = True  # the decoder snaps latents to the codebook (published); False: decoded as they are
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -40,6 +71,13 @@ class DiffusionPreset:
                 f"spacing={self.spacing!r}: choose 'published' (int(T/N*i), as published) or "
                 "'trailing' (the same steps shifted to end at the last trained step)"
             )
+        for name, value, allowed in (
+            ("prior", self.prior, PRIORS),
+            ("condition", self.condition, CONDITIONS),
+            ("noise_map", self.noise_map, NOISE_MAPS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
         if not 0 <= int(self.sample_steps) <= self.schedule.steps:
             raise ValueError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
 
@@ -47,6 +85,11 @@ class DiffusionPreset:
     def steps(self) -> int:
         """The trained chain length (sampling may respace it to fewer)."""
         return self.schedule.steps
+
+    @property
+    def one_step(self) -> bool:
+        """A student sampled in one network call at t = T-1 by default."""
+        return self.default_steps == 1 and self.spacing == "trailing"
 
     @property
     def default_steps(self) -> int:
@@ -69,8 +112,24 @@ class DiffusionPreset:
         return cls(schedule=schedule, **own)
 
     @classmethod
-    def from_published(cls, diffusion: dict, task: str = "realsr", name: str = "custom") -> DiffusionPreset:
-        """From the `diffusion.params` of a published yaml (or a reference manifest)."""
+    def from_published(
+        cls,
+        diffusion: dict,
+        task: str = "realsr",
+        name: str = "custom",
+        *,
+        sampling: dict | None = None,
+        noise_map: str = "none",
+    ) -> DiffusionPreset:
+        """From the `diffusion.params` of a published yaml (or a reference manifest), every field
+        honoured: `timestep_respacing` N samples the chain respaced to N steps as the published
+        `space_timesteps` does; `sampling: {one_step: true}` (SinSR, RSD) is one network call at
+        t = T-1. `noise_map` says whether the UNet takes a noise map (RSD: "concat")."""
+        unknown = sorted(set(diffusion) - PUBLISHED_DIFFUSION_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown published diffusion settings {unknown}; known: {sorted(PUBLISHED_DIFFUSION_KEYS)}"
+            )
         if diffusion.get("schedule_name", "exponential") != "exponential":
             raise ValueError(f"schedule {diffusion['schedule_name']!r} is not supported")
         schedule = ScheduleConfig(
@@ -80,6 +139,18 @@ class DiffusionPreset:
             etas_end=float(diffusion["etas_end"]),
             power=float((diffusion.get("schedule_kwargs") or {}).get("power", 0.3)),
         )
+        respacing = diffusion.get("timestep_respacing")
+        sampling = dict(sampling or {})
+        unknown_sampling = sorted(set(sampling) - {"one_step", "timestep"})
+        if unknown_sampling:
+            raise ValueError(f"unknown sampling settings {unknown_sampling}; known: one_step, timestep")
+        one_step = bool(sampling.get("one_step", False))
+        if sampling.get("timestep", "T-1") != "T-1":
+            raise ValueError(f"one-step sampling at {sampling['timestep']!r}: only T-1 is known")
+        if one_step and respacing is not None:
+            raise ValueError("timestep_respacing and one-step sampling cannot be combined")
+        if respacing is not None and (isinstance(respacing, bool) or not isinstance(respacing, int)):
+            raise ValueError(f"timestep_respacing must be a whole number of steps (as published), got {respacing!r}")
         scale = diffusion.get("scale_factor")
         return cls(
             task=task,
@@ -90,6 +161,9 @@ class DiffusionPreset:
             latent=bool(diffusion.get("latent_flag", True)),
             predict=diffusion.get("predict_type", "xstart"),
             name=name,
+            sample_steps=1 if one_step else int(respacing or 0),
+            spacing="trailing" if one_step else "published",
+            noise_map=noise_map,
         )
 
     def with_overrides(

@@ -25,8 +25,12 @@ from .schedule import Schedule
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+NOISE_MAP = -1  # the draw index of a one-step student's noise map (drawn before the prior)
+
+
 class NoiseSource(Protocol):
-    """Standard normal noise for draw `index` (0 = the prior, i + 1 = reverse step i)."""
+    """Standard normal noise for draw `index` (0 = the prior, i + 1 = reverse step i,
+    NOISE_MAP = a student's noise map input)."""
 
     def __call__(self, index: int, like: torch.Tensor) -> torch.Tensor: ...
 
@@ -43,12 +47,20 @@ class StepInfo:
 
 
 class ExplicitNoise:
-    """Noise given as tensors: `prior` then one per reverse step (as the reference cases do)."""
+    """Noise given as tensors: `prior` then one per reverse step (as the reference cases do),
+    and a student's noise map if it takes one."""
 
-    def __init__(self, prior: torch.Tensor, steps: Sequence[torch.Tensor]):
+    def __init__(self, prior: torch.Tensor, steps: Sequence[torch.Tensor], noise_map: torch.Tensor | None = None):
         self.draws = [prior, *steps]
+        self.noise_map = noise_map
 
     def __call__(self, index: int, like: torch.Tensor) -> torch.Tensor:
+        if index == NOISE_MAP:
+            if self.noise_map is None:
+                raise ValueError("explicit noise has no noise map, and this model takes one")
+            if self.noise_map.shape != like.shape:
+                raise ValueError(f"the noise map has shape {tuple(self.noise_map.shape)}, expected {tuple(like.shape)}")
+            return self.noise_map.to(device=like.device, dtype=like.dtype)
         if index >= len(self.draws):
             raise ValueError(f"explicit noise has {len(self.draws)} draws, draw {index} was asked for")
         draw = self.draws[index]
@@ -82,9 +94,12 @@ def _batch_timesteps(t: int, like: torch.Tensor) -> torch.Tensor:
     return torch.full((like.shape[0],), t, device=like.device, dtype=torch.long)
 
 
-def prior_sample(z_y: torch.Tensor, schedule: Schedule, noise: NoiseSource) -> torch.Tensor:
-    """x_T = z_y + kappa sqrt(eta_T) z."""
-    scale = schedule.kappa * float(schedule.sqrt_etas[-1])
+def prior_sample(z_y: torch.Tensor, schedule: Schedule, noise: NoiseSource, prior: str = "eta") -> torch.Tensor:
+    """x_T = z_y + kappa sqrt(eta_T) z ("eta", published), or z_y + kappa z ("kappa", the
+    Distilled-ResShift students)."""
+    if prior not in ("eta", "kappa"):
+        raise ValueError(f"unknown prior {prior!r}: choose eta or kappa")
+    scale = schedule.kappa * (float(schedule.sqrt_etas[-1]) if prior == "eta" else 1.0)
     return z_y + scale * noise(0, z_y)
 
 
@@ -101,17 +116,19 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     x_start: torch.Tensor | None = None,
     predict: str = "xstart",
+    prior: str = "eta",
 ) -> torch.Tensor:
     """Run the whole reverse chain from the LR latent `z_y`; returns the x0 latent (float32).
 
     `predict`: what the network outputs, x0 ("xstart", every published model) or the residual
     e0 = y - x0 ("residual", the published code's ModelMeanType.RESIDUAL), so x0 = z_y - output.
 
-    `x_start` replaces the prior draw (for resuming or tiled chains that share one x_T).
+    `prior`: how x_T is drawn (see `prior_sample`). `x_start` replaces the prior draw (for
+    resuming, or tiled chains that share one x_T).
     A callback may raise to cancel; nothing else is kept between calls.
     """
     z_y = z_y.float()
-    x = prior_sample(z_y, schedule, noise) if x_start is None else x_start.float()
+    x = prior_sample(z_y, schedule, noise, prior) if x_start is None else x_start.float()
     total = schedule.num_steps
     for i, index in enumerate(reversed(range(total))):
         t_model = _batch_timesteps(schedule.timesteps[index], x)

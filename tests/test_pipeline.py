@@ -151,11 +151,11 @@ def test_out_of_memory_retries_with_smaller_tiles_and_calls_the_hook(monkeypatch
     real_forward = net.forward
     sizes = []
 
-    def forward(x, t, lq=None, mask=None):
+    def forward(x, t, lq=None, mask=None, noise=None):
         sizes.append(x.shape[-1])
         if x.shape[-1] > 16:  # tiles above 16 latent pixels "do not fit"
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_forward(x, t, lq=lq, mask=mask)
+        return real_forward(x, t, lq=lq, mask=mask, noise=noise)
 
     monkeypatch.setattr(net, "forward", forward)
     try:

@@ -10,6 +10,11 @@ resolutions dropped, ...). What cannot be read and how it is settled:
 * `in_channels` when the LR image enters the UNet directly (lq_size == image_size): the input
   convolution sees in_channels + 3 (+1 with a mask); in_channels == out_channels is assumed, as in
   every published model (the UNet predicts the clean latent).
+* A noise map (one-step students): input-convolution channels past the latent and the LR (RSD's
+  "concat"), or a `noise_proj` convolution (Distilled-ResShift's "add"). Without an LR feature
+  extractor one extra channel could also be an inpainting mask; no published inpainting model is
+  built that way (their mask enters the feature extractor), so there it is read as a noise map,
+  except in a pixel-folding model of ours, where a noise map is not allowed.
 * `cond_lq` is always True (the published code cannot run a UNet without LR conditioning).
 
 Keys must be canonical already (no `module.` / `_orig_mod.` prefixes).
@@ -29,6 +34,7 @@ from ..models.swin import window_from_table_rows
 from ..models.unet import ResShiftUNet, UNetConfig
 from .layout import require_layout
 
+MAX_NOISE_CHANNELS = 4  # a student's noise map: RSD 1, Distilled-ResShift 1 (concat) or 3 (add)
 VQGAN_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
 UNET_MARKERS = ("time_embed.0.weight", "input_blocks.0.0.weight", "middle_block.0.in_layers.0.weight", "out.2.weight")
 
@@ -159,15 +165,31 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
         last = r.shape(f"feature_extractor.{3 * n_down - 1}.op.weight", 4)[0]
         if last != lq_channels:
             raise ArchitectureError(f"the LR feature extractor ends with {last} channels; expected {lq_channels}")
-        in_channels = conv_in - lq_channels
+        # in_channels == out_channels (the UNet predicts the clean latent); more is a noise map
+        in_channels = out_channels
+        concat_noise = conv_in - lq_channels - out_channels
+        if not 0 <= concat_noise <= MAX_NOISE_CHANNELS:
+            in_channels, concat_noise = conv_in - lq_channels, 0
     else:
+        # The LR image (3 channels) enters as is. Past it: the mask of a pixel-folding inpainting
+        # model (ours: the mask is folded with the image), else a one-step student's noise map
+        # (RSD). No published inpainting model lacks the LR feature extractor (their mask enters
+        # it, feature_extractor.0 takes 4 channels), so these never collide with a published file.
         extra = conv_in - out_channels  # assumes in_channels == out_channels (all published models)
-        if extra not in (3, 4):
+        if not 3 <= extra <= 3 + MAX_NOISE_CHANNELS or (fold > 1 and extra not in (3, 4)):
             raise ArchitectureError(
                 f"input_blocks.0.0.weight takes {conv_in} channels; with {out_channels} latent channels expected "
-                f"{out_channels + 3} (latent + LR image) or {out_channels + 4} (+ mask)"
+                f"{out_channels + 3} (latent + LR image), {out_channels + 4} (+ mask or a noise map) or more "
+                "(+ a noise map of several channels)"
             )
-        cond_mask, in_channels = extra == 4, out_channels
+        cond_mask = fold > 1 and extra == 4
+        in_channels = out_channels
+        concat_noise = 0 if fold > 1 else extra - 3
+    noise_channels, noise_injection = concat_noise, "concat"
+    if r.has("noise_proj.weight"):  # Distilled-ResShift's "add" students: a conv of the noise map, added
+        if concat_noise:
+            raise ArchitectureError("the UNet has both a noise_proj convolution and noise channels in its input conv")
+        noise_channels, noise_injection = r.shape("noise_proj.weight", 4)[1], "add"
     if in_channels <= 0:
         raise ArchitectureError(f"input_blocks.0.0.weight takes {conv_in} channels, fewer than the LR features need")
 
@@ -240,6 +262,8 @@ def detect_unet_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
         cond_mask=cond_mask,
         lq_size=image_size * 2**n_down,
         pixel_unshuffle=fold,
+        noise_channels=noise_channels,
+        noise_injection=noise_injection,
     )
     res = config.level_resolutions()
     config = replace(config, attention_resolutions=[res[lvl] for lvl in sorted(set(attn_levels))])

@@ -19,6 +19,8 @@ from torch import nn
 from ..errors import ArchitectureError, InputError
 from .swin import GroupNorm32, SwinLayer, swin_window
 
+NOISE_INJECTIONS = ("concat", "add")
+
 
 @dataclass
 class UNetConfig:
@@ -54,6 +56,12 @@ class UNetConfig:
     # Ours, not published: fold r x r pixel blocks into channels before the input convolution
     # and unfold the prediction, so a pixel-space model runs its levels at 1/r resolution.
     pixel_unshuffle: int = 1
+    # One-step students (RSD, Distilled-ResShift): a standard normal noise map of this many
+    # channels at the latent size, either appended after the x and LR channels of the input
+    # convolution ("concat", RSD's `noise_channels`) or mapped by its own 3x3 convolution
+    # `noise_proj` and added after it ("add"). 0: no noise map (every ResShift and SinSR model).
+    noise_channels: int = 0
+    noise_injection: str = "concat"
 
     @property
     def blocks_per_level(self) -> tuple[int, ...]:
@@ -76,6 +84,15 @@ class UNetConfig:
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         if self.dims != 2:
             raise ArchitectureError(f"dims={self.dims}: only 2-D UNets (dims=2) are supported")
+        if self.noise_injection not in NOISE_INJECTIONS:
+            raise ArchitectureError(
+                f"noise_injection {self.noise_injection!r}: choose one of {', '.join(NOISE_INJECTIONS)}"
+            )
+        if int(self.noise_channels) < 0:
+            raise ArchitectureError(f"noise_channels must be 0 or more, got {self.noise_channels}")
+        self.noise_channels = int(self.noise_channels)
+        if self.noise_channels and int(self.pixel_unshuffle) != 1:
+            raise ArchitectureError("a noise map input and pixel_unshuffle cannot be combined")
         if int(self.pixel_unshuffle) < 1:
             raise ArchitectureError(f"pixel_unshuffle must be 1 or more, got {self.pixel_unshuffle}")
         self.pixel_unshuffle = int(self.pixel_unshuffle)
@@ -371,9 +388,11 @@ class ResShiftUNet(nn.Module):
         res = cfg.level_resolutions()
         ch = width[0]
         fold = cfg.pixel_unshuffle**2
-        self.input_blocks = nn.ModuleList(
-            [EmbedSequential(nn.Conv2d((cfg.in_channels + cfg.lq_feature_channels) * fold, ch, 3, padding=1))]
-        )
+        concat_noise = cfg.noise_channels if cfg.noise_injection == "concat" else 0
+        conv_in = (cfg.in_channels + cfg.lq_feature_channels + concat_noise) * fold
+        self.input_blocks = nn.ModuleList([EmbedSequential(nn.Conv2d(conv_in, ch, 3, padding=1))])
+        if cfg.noise_channels and cfg.noise_injection == "add":
+            self.noise_proj = nn.Conv2d(cfg.noise_channels, ch, 3, padding=1)
         skip_widths = [ch]
         for level in range(cfg.num_levels):
             for i in range(cfg.blocks_per_level[level]):
@@ -443,6 +462,21 @@ class ResShiftUNet(nn.Module):
         _zero_conv(self.out[-1])
         return self
 
+    def _check_noise(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor | None:
+        want = self.config.noise_channels
+        if not want:
+            if noise is not None:
+                raise InputError("this UNet takes no noise map (it is no noise-injecting student): do not pass noise=")
+            return None
+        if noise is None:
+            raise InputError(f"this one-step student takes a {want}-channel noise map: pass noise=")
+        if tuple(noise.shape) != (x.shape[0], want, *x.shape[-2:]):
+            raise InputError(
+                f"the noise map is {tuple(noise.shape)} but must be {(x.shape[0], want, *x.shape[-2:])} "
+                "(batch, noise channels, the latent's size)"
+            )
+        return noise
+
     def _check_inputs(self, x: torch.Tensor, lq: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
         """Raise InputError unless the inputs fit this network; the LR image, known to be given."""
         cfg = self.config
@@ -474,21 +508,28 @@ class ResShiftUNet(nn.Module):
         timesteps: torch.Tensor,
         lq: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         lq = self._check_inputs(x, lq, mask)
+        noise = self._check_noise(x, noise)
         dtype = self.dtype
         timesteps = torch.as_tensor(timesteps, device=x.device).reshape(-1).expand(x.shape[0])
         emb = self._time_embedding(timesteps).to(dtype)
         if mask is not None:
             lq = torch.cat([lq, mask.to(lq.dtype)], dim=1)
-        h = torch.cat([x.to(dtype), self.feature_extractor(lq.to(dtype))], dim=1)
+        parts = [x.to(dtype), self.feature_extractor(lq.to(dtype))]
+        if noise is not None and self.config.noise_injection == "concat":
+            parts.append(noise.to(dtype))  # after x and the LR, as RSD widened the first conv
+        h = torch.cat(parts, dim=1)
         fold = self.config.pixel_unshuffle
         if fold > 1:
             h = F.pixel_unshuffle(h, fold)
 
         skips = []
-        for block in self.input_blocks:
+        for i, block in enumerate(self.input_blocks):
             h = block(h, emb)
+            if i == 0 and noise is not None and self.config.noise_injection == "add":
+                h = h + self.noise_proj(noise.to(dtype))
             skips.append(h)
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
