@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def reference_dir() -> Path:
-    return Path(os.environ.get("RESSHIFT_REFERENCE_DIR", SHARED / "reference" / "cases"))
+def reference_dirs() -> list[Path]:
+    """RESSHIFT_REFERENCE_DIR: one or more folders of cases (separated by the OS path separator,
+    ':' on Linux); default: the published ResShift cases and the one-step (SinSR) cases."""
+    given = os.environ.get("RESSHIFT_REFERENCE_DIR")
+    if given:
+        return [Path(p) for p in given.split(os.pathsep) if p]
+    return [SHARED / "reference" / "cases", SHARED / "reference" / "cases_one_step"]
 
 
 def layouts_dir() -> Path:
@@ -25,11 +30,11 @@ def layouts_dir() -> Path:
 
 
 def reference_cases() -> list[Path]:
-    """Every case folder (one with a manifest.json) in RESSHIFT_REFERENCE_DIR."""
-    base = reference_dir()
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.iterdir() if (p / "manifest.json").is_file())
+    """Every case folder (one with a manifest.json) in the RESSHIFT_REFERENCE_DIR folders."""
+    return sorted(
+        (p for base in reference_dirs() if base.is_dir() for p in base.iterdir() if (p / "manifest.json").is_file()),
+        key=lambda p: (p.parent.name, p.name),
+    )
 
 
 def published_layouts() -> list[Path]:

@@ -1,8 +1,10 @@
-"""Parity with the published ResShift code (zsyOAOA/ResShift @ 3ce1d81).
+"""Parity with the published ResShift code (zsyOAOA/ResShift @ 3ce1d81) and the published
+one-step SinSR code (wyf0912/SinSR @ f173549).
 
-Driven by the manifests alone: every case folder in RESSHIFT_REFERENCE_DIR (default
-../shared/reference/cases) is run for each kind of tensor it holds, within its own tolerances,
-so a further case in the same format runs without a code change.
+Driven by the manifests alone: every case folder in the RESSHIFT_REFERENCE_DIR folders (default
+../shared/reference/cases and ../shared/reference/cases_one_step) is run for each kind of tensor
+it holds, within its own tolerances, with every diffusion setting of its manifest (respacing,
+one-step sampling, a noise map), so a further case in either format runs without a code change.
 """
 
 import json
@@ -41,7 +43,19 @@ def _with(prefix):
 
 
 def _preset(manifest):
-    return DiffusionPreset.from_published(manifest["diffusion"], name="reference")
+    return DiffusionPreset.from_published(
+        manifest["diffusion"],
+        name="reference",
+        sampling=manifest.get("sampling"),
+        noise_map="concat" if manifest.get("noise_channels") else "none",
+    )
+
+
+def _published_schedule(manifest):
+    """The chain the published code builds: respaced when the manifest says so (one-step
+    students sample one step of the full chain, whose tensors the case holds)."""
+    respacing = manifest["diffusion"].get("timestep_respacing")
+    return make_schedule(_preset(manifest).schedule, respacing, "published")
 
 
 def _models(case, manifest):
@@ -58,8 +72,7 @@ def _max_err(a, b):
 @pytest.mark.parametrize("case", _with("schedule."))
 def test_schedule(case):
     manifest, t = _case(case)
-    schedule = make_schedule(_preset(manifest).schedule)
-    ours = schedule.as_dict()
+    ours = _published_schedule(manifest).as_dict()
     tol = manifest["tolerance"]["schedule"]
     names = [k.split(".", 1)[1] for k in t if k.startswith("schedule.")]
     assert names
@@ -72,7 +85,7 @@ def test_unet(case):
     manifest, t = _case(case)
     unet, _ = _models(case, manifest)
     # The architecture read off the weights is the published config.
-    published = UNetConfig.from_published(manifest["unet"])
+    published = UNetConfig.from_published(manifest["unet"], noise_channels=manifest.get("noise_channels", 0))
     for field in (
         "model_channels",
         "channel_mult",
@@ -83,6 +96,8 @@ def test_unet(case):
         "swin_embed_dim",
         "window_size",
         "cond_mask",
+        "lq_size",
+        "noise_channels",
     ):
         assert getattr(unet.config, field) == getattr(published, field), field
     kwargs = {"lq": t["unet.lq"]}
@@ -141,8 +156,11 @@ def test_whole_sampler(case, channels_last):
     manifest, t = _case(case)
     unet, vae = _models(case, manifest)
     pipe = ResShiftPipeline(unet, vae, channels_last=channels_last)
-    steps = pipe.preset.steps
-    noise = ExplicitNoise(t["sampler.noise.prior"], [t[f"sampler.noise.step{i}"] for i in range(steps)])
+    steps = pipe.resolve_steps(None)  # the manifest's chain: all, respaced or one step
+    draws = sorted((k for k in t if k.startswith("sampler.noise.step")), key=lambda k: int(k.rsplit("step", 1)[1]))
+    # one draw per reverse step (the last, at t = 0, multiplied by zero); a one-step student has none
+    assert len(draws) == (0 if steps == 1 and manifest.get("sampling", {}).get("one_step") else steps)
+    noise = ExplicitNoise(t["sampler.noise.prior"], [t[k] for k in draws], t.get("sampler.noise.map"))
     y01 = (t["sampler.y"] + 1) / 2  # the pipeline takes images in [0, 1]
     masks = (t["sampler.mask"] + 1) / 2 if "sampler.mask" in t else None
     prepared = pipe.prepare(y01, masks)

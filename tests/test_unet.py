@@ -390,7 +390,7 @@ def check_unet_reference_case(case_dir):
     """Build from the manifest, load the case's checkpoint, compare with the published output."""
     manifest = json.loads((case_dir / "manifest.json").read_text())
     tensors = load_file(str(case_dir / "tensors.safetensors"))
-    config = UNetConfig.from_published(manifest["unet"])
+    config = UNetConfig.from_published(manifest["unet"], noise_channels=manifest.get("noise_channels", 0))
     model = ResShiftUNet(config).eval()
     state_dict = load_state_dict(case_dir / manifest["checkpoints"]["unet"])  # unwraps module./_orig_mod.
     model.load_state_dict(state_dict)

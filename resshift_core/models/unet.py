@@ -20,6 +20,7 @@ from ..errors import ArchitectureError, InputError
 from .swin import GroupNorm32, SwinLayer, swin_window
 
 NOISE_INJECTIONS = ("concat", "add")
+LR_CHANNELS = 3  # the LR image is RGB
 
 
 @dataclass
@@ -117,12 +118,30 @@ class UNetConfig:
 
     # -- construction helpers ------------------------------------------------------------------
     @classmethod
-    def from_published(cls, params: dict) -> UNetConfig:
-        """From the `params` of a published config (`model.params` in the ResShift YAML files)."""
+    def from_published(cls, params: dict, *, noise_channels: int = 0) -> UNetConfig:
+        """From the `params` of a published config (`model.params` in the ResShift YAML files).
+
+        SinSR's and RSD's yamls count the concatenated LR image in `in_channels` (6 for a
+        3-channel latent) and have no `lq_size` (the LR enters as is); ResShift's count only
+        the latent and give `lq_size` (its default, 256, when absent). A config without
+        `lq_size` whose `in_channels` exceeds `out_channels` by the LR's 3 channels is read the
+        SinSR way. `noise_channels`: RSD's noise-map input (its yaml's `model.noise_channels`).
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ArchitectureError(f"unknown UNet hyper-parameters {unknown}; expected a subset of {sorted(known)}")
+        params = dict(params)
+        counts_lr = (
+            params.get("cond_lq", True)
+            and "lq_size" not in params
+            and params["in_channels"] == params["out_channels"] + LR_CHANNELS
+        )
+        if counts_lr:
+            params["in_channels"] -= LR_CHANNELS
+            params["lq_size"] = params["image_size"]
+        if noise_channels:
+            params["noise_channels"] = noise_channels
         return cls(**params)
 
     def to_dict(self) -> dict:
