@@ -82,3 +82,47 @@ def test_preset_round_trips_and_overrides():
     assert p.with_overrides() == p
     with pytest.raises(ValueError, match="x0"):
         DiffusionPreset(predict="epsilon")
+
+
+PUBLISHED_V1 = {
+    "sf": 4,
+    "schedule_name": "exponential",
+    "schedule_kwargs": {"power": 0.3},
+    "etas_end": 0.99,
+    "steps": 15,
+    "min_noise_level": 0.04,
+    "kappa": 2.0,
+    "weighted_mse": False,
+    "predict_type": "xstart",
+    "timestep_respacing": None,
+    "scale_factor": 1.0,
+    "normalize_input": True,
+    "latent_flag": True,
+}
+
+
+def test_published_respacing_runs_the_respaced_chain():
+    p = DiffusionPreset.from_published({**PUBLISHED_V1, "timestep_respacing": 5})
+    assert (p.default_steps, p.spacing) == (5, "published")
+    # the published space_timesteps: int(15 / 5 * i)
+    assert make_schedule(p.schedule, p.default_steps, p.spacing).timesteps == (0, 3, 6, 9, 12)
+    assert DiffusionPreset.from_published(PUBLISHED_V1).default_steps == 15
+
+
+def test_one_step_sampling_is_one_call_at_the_last_trained_step():
+    p = DiffusionPreset.from_published(PUBLISHED_V1, sampling={"one_step": True}, noise_map="concat")
+    assert p.one_step and p.noise_map == "concat"
+    assert make_schedule(p.schedule, p.default_steps, p.spacing).timesteps == (14,)
+
+
+def test_published_diffusion_settings_are_all_honoured_or_refused():
+    with pytest.raises(ValueError, match="unknown published diffusion settings"):
+        DiffusionPreset.from_published({**PUBLISHED_V1, "new_knob": 1})
+    with pytest.raises(ValueError, match="whole number of steps"):
+        DiffusionPreset.from_published({**PUBLISHED_V1, "timestep_respacing": "ddim5"})
+    with pytest.raises(ValueError, match="cannot be combined"):
+        DiffusionPreset.from_published({**PUBLISHED_V1, "timestep_respacing": 5}, sampling={"one_step": True})
+    with pytest.raises(ValueError, match="unknown sampling settings"):
+        DiffusionPreset.from_published(PUBLISHED_V1, sampling={"two_step": True})
+    with pytest.raises(ValueError, match="prior="):
+        DiffusionPreset(prior="zero")
