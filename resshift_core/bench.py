@@ -3,7 +3,7 @@
 Each setting runs in a fresh subprocess, so its peak memory is its own: on the CPU the peak
 resident set size of that process (weights included), on CUDA torch's peak allocation.
 FLOPs are counted once per setting with torch's FlopCounterMode (convolutions, matmuls,
-attention), not estimated.
+attention), not estimated; so are the network calls (sampling steps) the chain made.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -25,23 +26,43 @@ from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
+from .sampler import StepInfo
 
-V3_UNET = "resshift_realsrx4_s4_v3"
 F4_VAE = "autoencoder_vq_f4"
-RANDOM_V3 = "random-v3"  # the published v3 UNet and f4 VQGAN sizes, random weights (no download)
 
 
-def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
-    """The published v3 UNet and f4 VQGAN, built from the registry's layouts with seeded random
-    weights (no download), through the same request API as every other front-end."""
-    unet_entry, vae_entry = registry.find(V3_UNET), registry.find(F4_VAE)
+class RandomBuild(NamedTuple):
+    """A published architecture with seeded random weights (no download): what bench can time
+    without any checkpoint. The one-step students share ResShift v1's UNet; they differ in a
+    noise-map input and in how they are sampled (their preset)."""
+
+    unet: str  # registry entry whose architecture is built
+    preset: str  # registry preset the UNet is sampled with
+    noise_channels: int = 0  # a concatenated noise-map input (RSD, Distilled-ResShift)
+    what: str = ""
+
+
+RANDOM_V3 = "random-v3"
+RANDOM_BUILDS = {
+    RANDOM_V3: RandomBuild("resshift_realsrx4_s4_v3", "realsr_x4_s4", 0, "ResShift v3, 4 steps"),
+    "random-sinsr": RandomBuild("resshift_realsrx4_s15_v1", "sinsr_x4", 0, "SinSR (v1 UNet), 1 step"),
+    "random-rsd": RandomBuild("resshift_realsrx4_s15_v1", "rsd_x4", 1, "RSD (v1 UNet + noise map), 1 step"),
+    "random-distilled": RandomBuild(
+        "resshift_realsrx4_s15_v1", "distilled_x4", 1, "Distilled-ResShift x4 (v1 UNet + noise map), 1 step"
+    ),
+}
+
+
+def build_random_pipeline(device, dtype, seed: int = 0, model: str = RANDOM_V3) -> ResShiftPipeline:
+    """A random build (RANDOM_BUILDS) with the f4 VQGAN, from the registry's layouts with seeded
+    random weights, through the same request API as every other front-end."""
+    build = RANDOM_BUILDS[model]
+    unet_entry, vae_entry = registry.find(build.unet), registry.find(F4_VAE)
     if unet_entry is None or vae_entry is None or unet_entry.architecture is None or vae_entry.architecture is None:
-        raise RuntimeError(f"weights/registry.json lacks the layouts of {V3_UNET} and {F4_VAE}")
-    if unet_entry.preset is None:
-        raise RuntimeError(f"weights/registry.json gives {V3_UNET} no preset")
+        raise RuntimeError(f"weights/registry.json lacks the layouts of {build.unet} and {F4_VAE}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ucfg = UNetConfig.from_published(unet_entry.architecture)
+        ucfg = UNetConfig.from_published(unet_entry.architecture, noise_channels=build.noise_channels)
         vcfg = VQGANConfig.from_published(vae_entry.architecture)
         unet = ResShiftUNet(ucfg).eval().requires_grad_(False)
         vae = VQGAN(vcfg).eval().requires_grad_(False)
@@ -49,7 +70,7 @@ def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
     n_v = sum(p.numel() for p in vae.parameters())
     return load_pipeline(
         model=LoadedModel(
-            "unet", unet, ucfg, registry.preset(unet_entry.preset), "registry", "<random>", n_u, registry_name=V3_UNET
+            "unet", unet, ucfg, registry.preset(build.preset), "registry", "<random>", n_u, registry_name=model
         ),
         vae=LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v, registry_name=F4_VAE),
         device=device,
@@ -58,8 +79,8 @@ def build_random_pipeline(device, dtype, seed: int = 0) -> ResShiftPipeline:
 
 
 def make_pipeline(model: str, device, dtype) -> ResShiftPipeline:
-    if model == RANDOM_V3:
-        return build_random_pipeline(device, dtype)
+    if model in RANDOM_BUILDS:
+        return build_random_pipeline(device, dtype, model=model)
     return load_pipeline(model=model, device=device, dtype=dtype, download=False)
 
 
@@ -85,18 +106,24 @@ def worker(setting: dict) -> dict:
 
     tiling = pipe.tiling()
 
-    def run():
-        out = pipe.restore(image, seeds=[0], tiling=tiling)
+    def run(callback=None):
+        out = pipe.restore(image, seeds=[0], tiling=tiling, callback=callback)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return out
 
-    # The warm-up run (allocator, oneDNN/cuDNN kernel choice) also counts the FLOPs. With
-    # repeat 0 it is also the timed run (for sizes that take many minutes on a CPU).
+    # The warm-up run (allocator, oneDNN/cuDNN kernel choice) also counts the FLOPs and the
+    # sampling steps the chain ran (one network call each). With repeat 0 it is also the timed
+    # run (for sizes that take many minutes on a CPU).
     repeat = int(setting.get("repeat", 3))
+    steps: list[int] = []
+
+    def count_step(info: StepInfo) -> None:
+        steps.append(info.timestep)
+
     t0 = time.perf_counter()
     with FlopCounterMode(display=False) as counter:
-        out = run()
+        out = run(count_step)
     times = [time.perf_counter() - t0] if repeat == 0 else []
     flops = counter.get_total_flops()
     if device.type == "cuda" and repeat:
@@ -112,6 +139,8 @@ def worker(setting: dict) -> dict:
         "dtype": setting["dtype"],
         "device": str(device),
         "model": model,
+        "steps": len(steps),
+        "timesteps": [int(t) for t in steps],
         "seconds": round(seconds, 3),
         "gflops": round(flops / 1e9, 1),
         "gflop_per_s": round(flops / 1e9 / seconds, 1),
@@ -136,51 +165,60 @@ def worker(setting: dict) -> dict:
 def run_bench(args) -> int:
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     dtypes = args.dtype or ["fp32", "bf16"]
+    models = getattr(args, "model", None) or [RANDOM_V3]
     rows = []
     for device in devices:
         # 512->2048 takes over 20 minutes on a 2-core CPU: there it runs only when asked for.
         sizes = args.size or ([64, 256, 512] if device.startswith("cuda") else [64, 256])
         for size in sizes:
             for dtype in dtypes:
-                setting = {
-                    "device": device,
-                    "dtype": dtype,
-                    "size": size,
-                    "repeat": args.repeat,
-                    "threads": args.threads,
-                    "model": getattr(args, "model", None) or RANDOM_V3,
-                }
-                proc = subprocess.run(
-                    [sys.executable, "-m", "resshift_core.bench", json.dumps(setting)],
-                    capture_output=True,
-                    check=False,  # a failed setting is reported in its row
-                    text=True,
-                    env=dict(os.environ),
-                )
-                if proc.returncode != 0:
-                    row = {
-                        "size": size,
-                        "dtype": dtype,
+                for model in models:  # side by side at one setting: the rows compare the models
+                    setting = {
                         "device": device,
-                        "error": proc.stderr.strip().splitlines()[-1:],
+                        "dtype": dtype,
+                        "size": size,
+                        "repeat": args.repeat,
+                        "threads": args.threads,
+                        "model": model,
                     }
-                else:
-                    row = json.loads(proc.stdout.strip().splitlines()[-1])
-                rows.append(row)
-                if args.json:
-                    print(json.dumps(row), flush=True)
-                else:
-                    _print_row(row)
+                    row = measure_in_subprocess(setting)
+                    rows.append(row)
+                    if args.json:
+                        print(json.dumps(row), flush=True)
+                    else:
+                        _print_row(row)
     return 0 if all("error" not in r for r in rows) else 1
+
+
+def measure_in_subprocess(setting: dict) -> dict:
+    """One setting's row, measured in a fresh process (its own peak memory); a failure is a row too."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "resshift_core.bench", json.dumps(setting)],
+        capture_output=True,
+        check=False,  # a failed setting is reported in its row
+        text=True,
+        env=dict(os.environ),
+    )
+    if proc.returncode != 0:
+        return {
+            "size": setting["size"],
+            "dtype": setting["dtype"],
+            "device": setting["device"],
+            "model": setting["model"],
+            "error": proc.stderr.strip().splitlines()[-1:],
+        }
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _print_row(row: dict) -> None:
     if "error" in row:
-        print(f"{row['device']:6s} {row['dtype']:5s} {row['size']}: FAILED {row['error']}")
+        print(f"{row['model']} {row['device']:6s} {row['dtype']:5s} {row['size']}: FAILED {row['error']}")
         return
     extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
+    calls = f"{row['steps']} call" + ("" if row["steps"] == 1 else "s")
     print(
-        f"{row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  {row['seconds']:8.2f} s  "
+        f"{row['model']:16s} {calls:8s} {row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  "
+        f"{row['seconds']:8.2f} s  "
         f"{row['gflops']:9.1f} GFLOP  {row['gflop_per_s']:7.1f} GFLOP/s  {row['mp_per_s']:7.3f} MP/s  "
         f"{row['us_per_px']:8.2f} us/px  peak {row['peak_mb']:8.1f} MB  "
         f"(tiles {row['tile']}x{row['tile_batch']}/{row['vae_tile']}x{row['vae_tile_batch']}, "

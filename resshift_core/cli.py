@@ -82,22 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--preset", help="preset to record (default: the detected one)")
     conv.add_argument("--dtype", choices=DTYPE_NAMES, help="store weights in this dtype")
 
-    bench = sub.add_parser("bench", help="time the whole chain at 64->256 with random v3-size weights")
-    bench.add_argument("--json", action="store_true", help="one JSON object per line")
-    bench.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
-    bench.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="dtypes (default fp32 and bf16)")
-    bench.add_argument(
+    bench_cmd = sub.add_parser("bench", help="time the whole chain at 64->256 with random published-size weights")
+    bench_cmd.add_argument("--json", action="store_true", help="one JSON object per line")
+    bench_cmd.add_argument("--device", action="append", help="devices to measure (default: cpu, and cuda if present)")
+    bench_cmd.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="dtypes (default fp32 and bf16)")
+    bench_cmd.add_argument(
         "--repeat",
         type=int,
         default=3,
         help="timed runs per setting, the best is kept (0: time the one FLOP-counting warm-up run, for slow sizes)",
     )
-    bench.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
-    bench.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
-    bench.add_argument(
+    bench_cmd.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
+    bench_cmd.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    bench_cmd.add_argument(
         "--model",
-        default="random-v3",
-        help="random-v3 (published v3 UNet + f4 VQGAN sizes, random weights), or a checkpoint as for upscale --model",
+        action="append",
+        help="a random-weight build of a published architecture with the f4 VQGAN (no download): "
+        + "; ".join(f"{name}: {b.what}" for name, b in bench.RANDOM_BUILDS.items())
+        + "; or a checkpoint as for upscale --model. Repeat to measure several (default random-v3)",
     )
     return parser
 

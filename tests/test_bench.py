@@ -1,8 +1,19 @@
 """`python -m resshift_core bench`: each setting measured in its own process, figures printed."""
 
+import dataclasses
 import json
 
+import pytest
+import torch
+
+from conftest import one_torch_thread
+from resshift_core import bench, registry
+from resshift_core.bench import F4_VAE, RANDOM_BUILDS, RANDOM_V3
 from resshift_core.cli import main
+from resshift_core.models.unet import UNetConfig
+from resshift_core.models.vqgan import VQGANConfig
+from resshift_core.pairing import check_pair
+from resshift_core.tiny import tiny_unet_config, tiny_vqgan_config
 
 
 def test_bench_measures_a_setting_in_a_subprocess(capsys):
@@ -38,8 +49,6 @@ def test_bench_measures_a_setting_in_a_subprocess(capsys):
 
 
 def test_bench_measures_a_checkpoint_by_name(capsys):
-    from resshift_core import registry
-
     name = next(e.name for e in registry.entries() if e.shipped and e.part == "unet")
     code = main(
         [
@@ -81,3 +90,64 @@ def test_bench_reports_a_failed_setting_and_exits_nonzero(capsys):
     )
     assert code == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_bench_measures_several_models_in_one_run_with_their_network_calls(capsys):
+    shipped = next(e.name for e in registry.entries() if e.shipped and e.part == "unet")
+    args = ["bench", "--device", "cpu", "--dtype", "fp32", "--size", "8", "--repeat", "0", "--threads", "1"]
+    code = main([*args, "--json", "--model", "untrained-tiny", "--model", shipped])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert code == 0 and [r["model"] for r in rows] == ["untrained-tiny", shipped], rows
+    # counted from the chain's steps, not read off the preset: 4 for the tiny ResShift, 1 for ours
+    assert [r["steps"] for r in rows] == [4, 1]
+    assert len(rows[0]["timesteps"]) == 4 and rows[1]["timesteps"] == [3]  # ours: one call at t = T-1
+    code = main([*args, "--model", shipped])
+    assert code == 0 and f"{shipped} 1 call " in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_BUILDS))
+def test_random_builds_pair_with_their_preset_and_the_f4_vqgan(name):
+    """The full-size layouts, checked without building them: each student's preset fits its
+    UNet (noise map or none) and the f4 VQGAN, as a real checkpoint of it would have to."""
+    build = RANDOM_BUILDS[name]
+    entry, vae = registry.find(build.unet), registry.find(F4_VAE)
+    assert entry is not None and vae is not None and entry.architecture and vae.architecture
+    ucfg = UNetConfig.from_published(entry.architecture, noise_channels=build.noise_channels)
+    preset = registry.preset(build.preset)
+    check_pair(ucfg, preset, VQGANConfig.from_published(vae.architecture))
+    assert preset.default_steps == (4 if name == RANDOM_V3 else 1)
+
+
+@pytest.fixture
+def tiny_layouts(monkeypatch):
+    """The registry's layouts replaced by tiny ones, so a random build runs in well under a second."""
+    real_find = registry.find
+
+    def find(name):
+        entry = real_find(name)
+        if entry is None or entry.part != "unet":
+            return entry if entry is None else dataclasses.replace(entry, architecture=tiny_vqgan_config().to_dict())
+        layout = tiny_unet_config().to_dict()
+        del layout["noise_channels"]  # the build adds its own
+        return dataclasses.replace(entry, architecture=layout)
+
+    monkeypatch.setattr(bench.registry, "find", find)
+
+
+@pytest.mark.parametrize(
+    ("name", "noise_channels", "preset", "steps"),
+    [
+        (RANDOM_V3, 0, "realsr_x4_s4", 4),
+        ("random-sinsr", 0, "sinsr_x4", 1),
+        ("random-rsd", 1, "rsd_x4", 1),
+        ("random-distilled", 1, "distilled_x4", 1),
+    ],
+)
+def test_a_random_build_is_the_students_layout_sampled_by_its_preset(tiny_layouts, name, noise_channels, preset, steps):
+    with one_torch_thread():
+        pipe = bench.build_random_pipeline("cpu", torch.float32, model=name)
+        assert pipe.unet_config.noise_channels == noise_channels and pipe.preset.name == preset
+        row = bench.worker({"device": "cpu", "dtype": "fp32", "size": 8, "repeat": 0, "model": name})
+    assert row["model"] == name and row["steps"] == steps and row["size"] == "8->32"
+    if steps == 1:
+        assert row["timesteps"] == [14]  # the students' one call at t = T-1 of the 15-step schedule
