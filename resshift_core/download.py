@@ -208,7 +208,21 @@ def entry_source(entry, endpoint: str | None = None) -> tuple[str, dict]:
         return url, auth
     if getattr(entry, "url", None):
         return entry.url, {}
-    raise DownloadError(f"{entry.name} has no download address. Put {entry.file} in the models folder yourself.")
+    raise DownloadError(manual_download_message(entry, None))
+
+
+def manual_download_message(entry, folder: str | Path | None, alternatives: str = "") -> str:
+    """The sentence for a file that cannot be downloaded automatically: where to get it (its
+    `download_page`, if the registry knows one), where to put it (`folder`, if known), and
+    `alternatives` (e.g. ", or pass the file's path") before the full stop."""
+    page = getattr(entry, "download_page", None)
+    where = f"put it in {folder}" if folder is not None else "put it in the models folder"
+    if page:
+        return (
+            f"{entry.name} cannot be downloaded automatically (it has no direct address): download {entry.file} "
+            f"by hand from {page} and {where} (as {entry.file}){alternatives}."
+        )
+    return f"{entry.name} has no download address: get {entry.file} yourself and {where}{alternatives}."
 
 
 def fetch_checkpoint(
@@ -223,10 +237,9 @@ def fetch_checkpoint(
     dest = Path(folder) / entry.file
     if dest.is_file():
         return dest
-    try:
-        url, auth = entry_source(entry, endpoint)
-    except DownloadError as exc:
-        raise DownloadError(f"{exc} ({dest.parent})") from None
+    if not (getattr(entry, "hf_repo", None) or getattr(entry, "url", None)):
+        raise DownloadError(manual_download_message(entry, dest.parent))
+    url, auth = entry_source(entry, endpoint)
     return download_file(
         url,
         dest,
@@ -261,6 +274,7 @@ __all__ = [
     "entry_source",
     "fetch_checkpoint",
     "looks_like_checkpoint",
+    "manual_download_message",
     "offline",
     "remove_partials",
 ]

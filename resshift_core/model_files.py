@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import registry
-from .download import ProgressCallback, fetch_checkpoint, offline
+from .download import ProgressCallback, fetch_checkpoint, manual_download_message, offline
 from .errors import CheckpointError
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
@@ -75,10 +75,14 @@ def resolve_checkpoint(
     found = find_published(entry, [*(extra_dirs or []), *models_dirs()])
     if found is not None:
         return found
+    where = download_to or default_download_dir()
+    if not entry.downloadable:  # e.g. on Google Drive: only a person can fetch it
+        raise CheckpointError(
+            manual_download_message(entry, where, ", or set RESSHIFT_MODELS_DIR, or pass the file's path")
+        )
     if download_to is not None and not offline():
         Path(download_to).mkdir(parents=True, exist_ok=True)
         return fetch_checkpoint(entry, download_to, progress=progress)
-    where = download_to or default_download_dir()
     url = f" from {entry.url}" if entry.url else ""
     raise CheckpointError(
         f"{entry.name} is not on this machine. Download {entry.file}{url} and put it in {where} "

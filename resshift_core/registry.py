@@ -45,6 +45,14 @@ class RegistryEntry:
     hf_repo: str | None = None  # a Hugging Face repository hosting the file (preferred over `url`)
     hf_filename: str | None = None  # its path inside that repository (default: `file`)
     hf_revision: str | None = None  # a commit or tag to pin (default: the main branch)
+    # A web page the file can be fetched from by hand, for files without a direct address
+    # (e.g. Google Drive, which serves a confirmation page instead of the file).
+    download_page: str | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        """True if the file can be fetched without a person (a Hugging Face repository or a URL)."""
+        return bool(self.hf_repo or self.url)
 
     @property
     def local_path(self) -> Path | None:
