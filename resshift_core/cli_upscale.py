@@ -8,14 +8,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .cli_outputs import frame_count, inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image
 from .inpaint_masks import LUMA
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .sampler import StepInfo
-
-IMAGE_SUFFIX = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 
 
 def _say(line: str) -> None:
@@ -56,14 +55,6 @@ def build_pipeline(args) -> ResShiftPipeline:
     )
 
 
-def output_path(src: Path, root: Path | None, out: Path, fmt: str, single_file: bool) -> Path:
-    if single_file and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
-        return out
-    suffix = src.suffix.lower() if fmt == "same" else IMAGE_SUFFIX[fmt]
-    rel = src.relative_to(root) if root is not None else Path(src.name)
-    return (out / rel).with_suffix(suffix)
-
-
 def find_mask(mask_arg: str | None, src: Path) -> Path | None:
     if mask_arg is None:
         return None
@@ -96,16 +87,23 @@ def to_gray(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * weights).sum(dim=0, keepdim=True).expand(3, -1, -1)
 
 
+def _complete_earlier_output(src: Path, dst: Path, sf: int) -> bool:
+    """--skip-existing: an earlier result counts only if it is whole and sf x the input's size
+    (for a JPEG target, also its PNG form, written when the input had transparency)."""
+    size = oriented_size(src)
+    expected = None if size is None else (size[0] * sf, size[1] * sf)
+    candidates = [dst] + ([dst.with_suffix(".png")] if dst.suffix.lower() in (".jpg", ".jpeg") else [])
+    return any(is_complete_output(c, expected) for c in candidates)
+
+
 def run_upscale(args) -> int:
     if args.task == "inpaint" and not args.mask:  # (a model's own task is checked once it is loaded)
         raise InputError("--task inpaint needs --mask (a mask file or a folder of masks; white = fill in)")
     inputs = [Path(p) for p in args.inputs]
-    files = list_images(inputs)
+    files = inputs_outside(list_images(inputs), inputs, args.output)
     if not files:
         raise ImageError(f"no images found in {', '.join(map(str, inputs))}")
-    single = len(inputs) == 1 and inputs[0].is_file()
-    root = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else None
-    out = Path(args.output)
+    plan = plan_outputs(files, inputs, args.output, args.format)  # refuses losses before any work
     pipe = build_pipeline(args)
     steps = pipe.resolve_steps(args.steps)
     pipe.check_seeds([args.seed], 1)
@@ -121,16 +119,25 @@ def run_upscale(args) -> int:
         if progress is not None:
             progress.update(1)
 
+    def tell(line: str) -> None:  # stderr, through the bar when there is one
+        if progress is not None:
+            progress.write(line, file=sys.stderr)
+        else:
+            _say(line)
+
     failures = 0
     try:
-        for src in files:
-            dst = output_path(src, root, out, args.format, single)
-            if args.skip_existing and dst.exists():
+        for item in plan:
+            src, dst = item.source, item.target
+            if args.skip_existing and _complete_earlier_output(src, dst, pipe.sf):
                 if progress is not None:
                     progress.update(steps)
                 continue
             try:
                 img = load_image(src)
+                frames = frame_count(src)
+                if frames > 1:
+                    tell(f"note: {src} is animated ({frames} frames): only its first frame is restored")
                 mask_path = find_mask(args.mask, src)
                 mask = mask_tensor(load_image(mask_path)) if mask_path else None
                 result = pipe.restore(
@@ -146,28 +153,24 @@ def run_upscale(args) -> int:
                     result = to_gray(result)
                 alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None
                 if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg"):
-                    dst = dst.with_suffix(".png")  # JPEG cannot hold transparency
-                save_image(
-                    dst,
-                    result,
-                    alpha,
-                    bit_depth=img.bit_depth if dst.suffix.lower() == ".png" else 8,
-                    grayscale=img.grayscale,
-                    icc_profile=img.icc_profile,
-                )
+                    tell(f"note: {src} has transparency, which JPEG cannot hold: writing {dst.with_suffix('.png')}")
+                    dst = dst.with_suffix(".png")
+                bits = img.bit_depth if dst.suffix.lower() == ".png" else 8
+                if img.bit_depth > bits:
+                    tell(
+                        f"note: {src} has {img.bit_depth} bits per sample; {dst.name} holds 8 "
+                        "(use --format png to keep them)"
+                    )
+                save_image(dst, result, alpha, bit_depth=bits, grayscale=img.grayscale, icc_profile=img.icc_profile)
                 if progress is not None:
                     progress.write(f"{src} -> {dst}", file=sys.stderr)
             except (ImageError, InputError) as exc:  # one bad file does not stop the batch
                 failures += 1
-                msg = f"skipped {src}: {exc}"
-                if progress is not None:
-                    progress.write(msg, file=sys.stderr)
-                else:
-                    _say(msg)
+                tell(f"skipped {src}: {exc}")
     finally:
         if progress is not None:
             progress.close()
     if failures:
-        print(f"{failures} of {len(files)} images failed (see above)", file=sys.stderr)
+        print(f"{failures} of {len(files)} images failed (see the lines above)", file=sys.stderr)
         return 1
     return 0
