@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import bench, cli_upscale, registry
@@ -131,21 +134,50 @@ def cmd_convert(args) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as after Ctrl-C: every atomic
+    write removes its temporary file and finished outputs are kept."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "inspect":
-            return cmd_inspect(args)
-        if args.command == "convert":
-            return cmd_convert(args)
-        if args.command == "upscale":
-            return cli_upscale.run_upscale(args)
-        if args.command == "bench":
-            return bench.run_bench(args)
+        with sigterm_as_interrupt():
+            return run(args)
     except ResShiftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("terminated: finished outputs are kept; rerun with --skip-existing to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; rerun with --skip-existing to resume", file=sys.stderr)
         return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "inspect":
+        return cmd_inspect(args)
+    if args.command == "convert":
+        return cmd_convert(args)
+    if args.command == "upscale":
+        return cli_upscale.run_upscale(args)
+    if args.command == "bench":
+        return bench.run_bench(args)
     return 2

@@ -100,6 +100,8 @@ def oriented_size(path: Path) -> tuple[int, int] | None:
     """An image's (width, height) after its EXIF orientation, from its header; None if unreadable."""
     from PIL import Image
 
+    if not path.is_file():  # a pipe can be read once, and load_image reads it
+        return None
     try:
         with Image.open(path) as im:
             width, height = im.size
@@ -125,20 +127,8 @@ def is_complete_output(target: Path, expected_size: tuple[int, int] | None) -> b
     return expected_size is None or tuple(size) == tuple(expected_size)
 
 
-def frame_count(path: Path) -> int:
-    """Frames in an (animated) image file; 1 when it has one or cannot tell."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
-    except (OSError, ValueError, SyntaxError):
-        return 1
-
-
 __all__ = [
     "PlannedOutput",
-    "frame_count",
     "inputs_outside",
     "is_complete_output",
     "oriented_size",

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .cli_outputs import frame_count, inputs_outside, is_complete_output, oriented_size, plan_outputs
+from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image
 from .inpaint_masks import LUMA
@@ -135,9 +135,8 @@ def run_upscale(args) -> int:
                 continue
             try:
                 img = load_image(src)
-                frames = frame_count(src)
-                if frames > 1:
-                    tell(f"note: {src} is animated ({frames} frames): only its first frame is restored")
+                if img.frames > 1:
+                    tell(f"note: {src} is animated ({img.frames} frames): only its first frame is restored")
                 mask_path = find_mask(args.mask, src)
                 mask = mask_tensor(load_image(mask_path)) if mask_path else None
                 result = pipe.restore(

@@ -33,6 +33,7 @@ class LoadedImage:
     source_format: str
     path: Path
     icc_profile: bytes | None = None
+    frames: int = 1  # frames in the file (an animation gives its first)
 
     @property
     def width(self) -> int:
@@ -59,6 +60,7 @@ def from_pixels(
     path: Path,
     fmt: str,
     icc: bytes | None,
+    frames: int = 1,
 ) -> LoadedImage:
     """HxW or HxWxC integer pixels (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; maxval 255 or 65535)."""
     if arr.ndim == 2:
@@ -81,4 +83,5 @@ def from_pixels(
         source_format=fmt,
         path=path,
         icc_profile=icc,
+        frames=frames,
     )

@@ -7,9 +7,9 @@ lifted only for an image Pillow would refuse, under a lock, and restored at once
 
 from __future__ import annotations
 
+import io
 import threading
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,20 +18,21 @@ if TYPE_CHECKING:
 _PILLOW_LIMIT_LOCK = threading.Lock()  # guards Pillow's global limit, not state of ours
 
 
-def open_with_pillow(path: Path, max_pixels: int | None) -> Image.Image:
-    """Image.open (lazy: the header only) without Pillow's decompression-bomb warning or error."""
+def open_with_pillow(data: bytes, max_pixels: int | None) -> Image.Image:
+    """Image.open of a file's bytes (lazy: the header only) without Pillow's decompression-bomb
+    warning or error. From bytes, so a file is read once (a pipe can be read only once)."""
     from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            return Image.open(path)
+            return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError:
             pass
         with _PILLOW_LIMIT_LOCK:
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = max_pixels
             try:
-                return Image.open(path)
+                return Image.open(io.BytesIO(data))
             finally:
                 Image.MAX_IMAGE_PIXELS = old

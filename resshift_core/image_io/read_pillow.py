@@ -17,13 +17,14 @@ from .size_limit import check_size
 _SUPPORTED_HINT = "PNG, JPEG, WebP, BMP or TIFF"
 
 
-def load_with_pillow(path: Path, max_pixels: int | None) -> LoadedImage:
+def load_with_pillow(path: Path, data: bytes, max_pixels: int | None) -> LoadedImage:
+    """`data`: the whole file, read once by load_image."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = open_with_pillow(path, max_pixels)
+        im = open_with_pillow(data, max_pixels)
     except UnidentifiedImageError:
-        size = path.stat().st_size
+        size = len(data)
         raise ImageError(
             f"{path} is not an image that can be read ({size} bytes, not recognised as {_SUPPORTED_HINT}); "
             f"it may be damaged or in another format: re-export it as PNG or JPEG"
@@ -38,6 +39,7 @@ def load_with_pillow(path: Path, max_pixels: int | None) -> LoadedImage:
         w, h = im.size
         check_size(path, w, h, max_pixels)  # Pillow has read the header only: nothing decoded yet
         fmt = im.format or path.suffix.lstrip(".").upper()
+        frames = int(getattr(im, "n_frames", 1))  # an animation: only its first frame is decoded
         try:
             im.load()
         except MemoryError:
@@ -55,7 +57,15 @@ def load_with_pillow(path: Path, max_pixels: int | None) -> LoadedImage:
 
         def loaded(arr: np.ndarray, maxval: int, gray: bool, has_alpha: bool) -> LoadedImage:
             return from_pixels(
-                arr, maxval, gray=gray, has_alpha=has_alpha, orientation=orientation, path=path, fmt=fmt, icc=icc
+                arr,
+                maxval,
+                gray=gray,
+                has_alpha=has_alpha,
+                orientation=orientation,
+                path=path,
+                fmt=fmt,
+                icc=icc,
+                frames=frames,
             )
 
         if mode in ("L", "LA"):

@@ -11,32 +11,29 @@ from .pillow_open import open_with_pillow
 from .size_limit import check_size
 
 
-def _metadata(path: Path, max_pixels: int | None) -> tuple[bytes | None, bytes | None]:
+def _metadata(data: bytes, max_pixels: int | None) -> tuple[bytes | None, bytes | None]:
     """(icc_profile, exif) from the chunks before the image data, parsed by Pillow without decoding pixels.
 
     A file whose metadata Pillow cannot parse (e.g. a metadata chunk with a wrong checksum, which
     libpng skips) keeps its pixels and loses its metadata.
     """
     try:
-        with open_with_pillow(path, max_pixels) as im:
+        with open_with_pillow(data, max_pixels) as im:
             return im.info.get("icc_profile") or None, im.info.get("exif") or None
     except Exception:
         return None, None
 
 
-def load_png16(path: Path, header: png16.PngHeader, max_pixels: int | None) -> LoadedImage:
+def load_png16(path: Path, data: bytes, header: png16.PngHeader, max_pixels: int | None) -> LoadedImage:
+    """`data`: the whole file, read once by load_image."""
     check_size(path, header.width, header.height, max_pixels)  # from IHDR: before any pixel is decoded
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise read_errors.unreadable(path, exc) from None
     try:
         pixels = png16.decode(data)
     except png16.PngDecodeError as exc:
         raise read_errors.damaged(path, str(exc)) from None
     except MemoryError:
         raise read_errors.out_of_memory(path, header.width, header.height) from None
-    icc, exif = _metadata(path, max_pixels)
+    icc, exif = _metadata(data, max_pixels)
     channels = pixels.shape[2]
     return from_pixels(
         pixels,

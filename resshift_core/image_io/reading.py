@@ -28,15 +28,15 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = -1) -> Loade
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image file; pass a file (folders are expanded by list_images)")
     try:
-        with open(path, "rb") as f:
-            head = f.read(png16.HEADER_BYTES)
+        data = path.read_bytes()  # once: a named pipe or /dev/stdin can be read only once
     except OSError as exc:
         raise read_errors.unreadable(path, exc) from None
+    head = data[: png16.HEADER_BYTES]
     if not head:
         raise ImageError(f"{path} is empty (0 bytes); the file is damaged or incomplete: re-download or re-export it")
     header = png16.png_header(head)
     if header is not None:
         check_size(path, header.width, header.height, None)  # a zero-size PNG: refused here, not by libpng
         if header.bit_depth == 16:
-            return load_png16(path, header, max_pixels)
-    return load_with_pillow(path, max_pixels)
+            return load_png16(path, data, header, max_pixels)
+    return load_with_pillow(path, data, max_pixels)
