@@ -14,6 +14,7 @@ from .image_io import LoadedImage, list_images, load_image, save_image
 from .inpaint_masks import LUMA
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
+from .request_checks import check_seeds, check_tile_sizes
 from .sampler import StepInfo
 
 
@@ -104,9 +105,10 @@ def run_upscale(args) -> int:
     if not files:
         raise ImageError(f"no images found in {', '.join(map(str, inputs))}")
     plan = plan_outputs(files, inputs, args.output, args.format)  # refuses losses before any work
+    check_seeds([args.seed], 1)  # what needs no model is checked before one is loaded
+    check_tile_sizes(tile=args.tile, overlap=args.tile_overlap, vae_tile=args.vae_tile)
     pipe = build_pipeline(args)
     steps = pipe.resolve_steps(args.steps)
-    pipe.check_seeds([args.seed], 1)
     _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     progress = None

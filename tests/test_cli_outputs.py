@@ -141,3 +141,26 @@ def test_an_output_folder_inside_the_input_folder_is_never_read_back(tmp_path, m
     assert main(["upscale", str(photos), "-o", str(out), *model]) == 0
     assert main(["upscale", str(photos), "-o", str(out), *model]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png"]
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--steps", "-1"], "steps must be 1 to 4"),
+        (["--steps", "1000"], "steps must be 1 to 4"),
+        (["--seed", str(2**70)], "seed must be a whole number from 0 to 2**64 - 1"),
+        (["--seed", "-3"], "seed must be a whole number"),
+        (["--tile", "0"], "tile must be a whole number of input pixels, at least 1"),
+        (["--tile", "-5"], "at least 1"),
+        (["--tile-overlap", "-3"], "tile overlap must be a whole number of input pixels, at least 0"),
+        (["--vae-tile", "0"], "VAE tile must be"),
+        (["--device", "foo"], "unknown device 'foo'"),
+        (["--device", "meta"], "not supported"),
+        (["--device", "mps"], "MPS is not available"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, model, capsys, option, words):
+    _png(tmp_path / "a.png")
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model, *option]) == 1
+    _one_error_line(capsys.readouterr().err, words)
+    assert not (tmp_path / "out").exists()
