@@ -19,3 +19,8 @@ class ImageError(ResShiftError):
 
 class InputError(ResShiftError):
     """Bad arguments or tensors given to the pipeline (wrong shape, NaNs, mismatched sizes)."""
+
+
+class SettingsError(ResShiftError, ValueError):
+    """Diffusion settings (a preset, a schedule) out of their valid range, from a file's metadata,
+    the registry or the caller. A ValueError too, for callers that validate with it."""

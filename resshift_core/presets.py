@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from .errors import SettingsError
 from .schedule import SPACINGS, ScheduleConfig
 
 TASKS = ("realsr", "bicsr", "inpaint", "faceir")
+MAX_SF = 16  # published models are x1 to x4; a larger scale in a file is a broken file
 PREDICTIONS = ("xstart", "residual")
 # How the chain starts: x_T = z_y + kappa sqrt(eta_T) noise (published, SinSR, RSD), or
 # z_y + kappa noise (Distilled-ResShift's students).
@@ -58,16 +60,23 @@ class DiffusionPreset:
 
     def __post_init__(self):
         if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+            raise SettingsError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.predict not in PREDICTIONS:
-            raise ValueError(
+            raise SettingsError(
                 f"predict={self.predict!r} is not supported: choose 'xstart' (x0, every published model) or "
                 "'residual' (e0 = y - x0, the published code's RESIDUAL mean type)"
             )
-        if int(self.sf) < 1:
-            raise ValueError(f"scale factor sf must be >= 1, got {self.sf}")
+        if type(self.sf) is not int or not 1 <= self.sf <= MAX_SF:
+            raise SettingsError(f"scale factor sf must be a whole number from 1 to {MAX_SF}, got {self.sf!r}")
+        if type(self.scale_factor) not in (int, float) or not 0 < self.scale_factor < float("inf"):
+            raise SettingsError(f"scale_factor must be a positive number, got {self.scale_factor!r}")
+        for flag in ("normalize_input", "latent", "quantize"):
+            if type(getattr(self, flag)) is not bool:
+                raise SettingsError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if type(self.sample_steps) is not int:
+            raise SettingsError(f"sample_steps must be a whole number, got {self.sample_steps!r}")
         if self.spacing not in SPACINGS:
-            raise ValueError(
+            raise SettingsError(
                 f"spacing={self.spacing!r}: choose 'published' (int(T/N*i), as published) or "
                 "'trailing' (the same steps shifted to end at the last trained step)"
             )
@@ -77,9 +86,9 @@ class DiffusionPreset:
             ("noise_map", self.noise_map, NOISE_MAPS),
         ):
             if value not in allowed:
-                raise ValueError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
+                raise SettingsError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
         if not 0 <= int(self.sample_steps) <= self.schedule.steps:
-            raise ValueError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
+            raise SettingsError(f"sample_steps must be 0 (all) to {self.schedule.steps}, got {self.sample_steps}")
 
     @property
     def steps(self) -> int:
@@ -127,11 +136,11 @@ class DiffusionPreset:
         t = T-1. `noise_map` says whether the UNet takes a noise map (RSD: "concat")."""
         unknown = sorted(set(diffusion) - PUBLISHED_DIFFUSION_KEYS)
         if unknown:
-            raise ValueError(
+            raise SettingsError(
                 f"unknown published diffusion settings {unknown}; known: {sorted(PUBLISHED_DIFFUSION_KEYS)}"
             )
         if diffusion.get("schedule_name", "exponential") != "exponential":
-            raise ValueError(f"schedule {diffusion['schedule_name']!r} is not supported")
+            raise SettingsError(f"schedule {diffusion['schedule_name']!r} is not supported")
         schedule = ScheduleConfig(
             steps=int(diffusion["steps"]),
             kappa=float(diffusion["kappa"]),
@@ -143,14 +152,14 @@ class DiffusionPreset:
         sampling = dict(sampling or {})
         unknown_sampling = sorted(set(sampling) - {"one_step", "timestep"})
         if unknown_sampling:
-            raise ValueError(f"unknown sampling settings {unknown_sampling}; known: one_step, timestep")
+            raise SettingsError(f"unknown sampling settings {unknown_sampling}; known: one_step, timestep")
         one_step = bool(sampling.get("one_step", False))
         if sampling.get("timestep", "T-1") != "T-1":
-            raise ValueError(f"one-step sampling at {sampling['timestep']!r}: only T-1 is known")
+            raise SettingsError(f"one-step sampling at {sampling['timestep']!r}: only T-1 is known")
         if one_step and respacing is not None:
-            raise ValueError("timestep_respacing and one-step sampling cannot be combined")
+            raise SettingsError("timestep_respacing and one-step sampling cannot be combined")
         if respacing is not None and (isinstance(respacing, bool) or not isinstance(respacing, int)):
-            raise ValueError(f"timestep_respacing must be a whole number of steps (as published), got {respacing!r}")
+            raise SettingsError(f"timestep_respacing must be a whole number of steps (as published), got {respacing!r}")
         scale = diffusion.get("scale_factor")
         return cls(
             task=task,

@@ -16,6 +16,16 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .errors import SettingsError
+
+MAX_STEPS = 1000  # no published chain is longer than 15; anything far beyond is a broken file
+MAX_KAPPA = 100.0
+MAX_POWER = 10.0
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:
@@ -30,17 +40,20 @@ class ScheduleConfig:
 
     def __post_init__(self):
         if self.schedule_name != "exponential":
-            raise ValueError(
+            raise SettingsError(
                 f"unknown schedule {self.schedule_name!r}: only 'exponential' is implemented "
                 "(the published 'ldm' schedule reads a .mat file no released model uses)"
             )
-        if int(self.steps) < 2:
-            raise ValueError(f"a ResShift chain needs at least 2 steps, got steps={self.steps}")
-        if not (self.kappa > 0 and self.min_noise_level > 0 and 0 < self.etas_end <= 1):
-            raise ValueError(
-                "kappa and min_noise_level must be > 0 and etas_end in (0, 1], got "
-                f"kappa={self.kappa}, min_noise_level={self.min_noise_level}, etas_end={self.etas_end}"
-            )
+        if type(self.steps) is not int or not 2 <= self.steps <= MAX_STEPS:
+            raise SettingsError(f"steps must be a whole number from 2 to {MAX_STEPS}, got {self.steps!r}")
+        for name, value, low, high in (
+            ("kappa", self.kappa, 0.0, MAX_KAPPA),
+            ("min_noise_level", self.min_noise_level, 0.0, 1.0),
+            ("etas_end", self.etas_end, 0.0, 1.0),
+            ("power", self.power, 0.0, MAX_POWER),
+        ):
+            if not _is_number(value) or not low < value <= high:
+                raise SettingsError(f"{name} must be a number above {low:g} and at most {high:g}, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

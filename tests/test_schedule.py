@@ -51,7 +51,7 @@ def test_trailing_spacing_ends_at_the_last_trained_step():
 
 
 def test_bad_settings_are_refused_with_reason():
-    with pytest.raises(ValueError, match="at least 2 steps"):
+    with pytest.raises(ValueError, match="from 2 to 1000"):
         ScheduleConfig(steps=1)
     with pytest.raises(ValueError, match="kappa"):
         ScheduleConfig(kappa=0)
@@ -126,3 +126,39 @@ def test_published_diffusion_settings_are_all_honoured_or_refused():
         DiffusionPreset.from_published(PUBLISHED_V1, sampling={"two_step": True})
     with pytest.raises(ValueError, match="prior="):
         DiffusionPreset(prior="zero")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"steps": 10**9}, "steps must be a whole number from 2 to 1000"),
+        ({"steps": 4.0}, "whole number"),
+        ({"steps": True}, "whole number"),
+        ({"kappa": float("nan")}, "kappa must be a number"),
+        ({"kappa": 1e9}, "at most 100"),
+        ({"power": "0.3"}, "power must be a number"),
+    ],
+)
+def test_absurd_schedule_values_are_refused_before_anything_is_allocated(changes, words):
+    from resshift_core.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=words):
+        ScheduleConfig(**changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"sf": 4096}, "from 1 to 16"),
+        ({"sf": 4.0}, "whole number"),
+        ({"scale_factor": -1.0}, "positive"),
+        ({"latent": "yes"}, "true or false"),
+        ({"sample_steps": 2.5}, "whole number"),
+        ({"task": "magic"}, "unknown task"),
+    ],
+)
+def test_absurd_preset_values_are_refused(changes, words):
+    from resshift_core.errors import ResShiftError
+
+    with pytest.raises(ResShiftError, match=words):
+        DiffusionPreset.from_dict({**DiffusionPreset().to_dict(), **changes})

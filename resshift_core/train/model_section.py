@@ -25,7 +25,9 @@ DEFAULT_ARCHITECTURE = "resshift_realsrx4_s4_v3"
 
 # UNetConfig fields that are not settings: training always conditions on the LR image, picks
 # the dtype by train.amp, and builds 2-D networks.
-FIXED_UNET_FIELDS = {"cond_lq": True, "use_fp16": False, "dims": 2}
+# Fields training does not let a config change: the noise map belongs to distilled one-step
+# students (SinSR/RSD-style distillation is not implemented here: the objective feeds no noise map).
+FIXED_UNET_FIELDS = {"cond_lq": True, "use_fp16": False, "dims": 2, "noise_channels": 0, "noise_injection": "concat"}
 
 UNET_HELP = {
     "image_size": "UNet input side during training (latent side; the HR crop side for pixel-space models)",
