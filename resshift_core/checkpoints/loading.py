@@ -1,8 +1,9 @@
 """Turn a checkpoint file into a ready network plus what it is (spandrel-style descriptor).
 
 The architecture is read off the weights (never a config file); the diffusion preset comes from
-an explicit choice, our safetensors metadata, the registry by file name, or the layout, in that
-order, and the descriptor says which.
+an explicit choice, our safetensors metadata, a Distilled-ResShift header, the registry by file
+name, or the layout, in that order, and the descriptor says which. `inspect` also lists every
+registry preset that fits the architecture.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ..models.vqgan import VQGAN, VQGANConfig
 from ..presets import DiffusionPreset
 from .detect_unet import detect_unet_config, looks_like_unet
 from .detect_vqgan import detect_vqgan_config, looks_like_vqgan
+from .fitting import fitting_presets
 from .io import read_checkpoint
+from .students import distilled_preset, follow_weights_noise_map, is_distilled_metadata
 
 METADATA_FORMAT = "resshift-core/1"
 PART_UNET = "unet"
@@ -123,6 +126,16 @@ def _preset_from_metadata(metadata: dict) -> DiffusionPreset | None:
 def preset_from_layout(config: UNetConfig) -> tuple[DiffusionPreset, str]:
     """Best guess of the preset from the architecture alone, with a note on its certainty."""
     ratio = max(1, config.lq_size // config.image_size)
+    if config.noise_channels and config.noise_injection == "add":
+        return follow_weights_noise_map(registry.preset("distilled_x4"), config), (
+            "layout (a noise_proj convolution: a Distilled-ResShift student; x4 assumed: "
+            "choose the preset distilled_x2 for an x2 student)"
+        )
+    if config.noise_channels:
+        return registry.preset("rsd_x4"), (
+            "layout (a noise-map input channel: RSD assumed; a Distilled-ResShift student without its "
+            "metadata needs the preset distilled_x4 or distilled_x2)"
+        )
     if config.cond_mask:
         return registry.preset("inpaint_s4"), "layout (mask channel: inpainting)"
     if config.in_channels == 8:
@@ -137,24 +150,42 @@ def preset_from_layout(config: UNetConfig) -> tuple[DiffusionPreset, str]:
     return registry.preset("realsr_x4_s4").with_overrides(sf=max(1, 4 // ratio)), "layout (unrecognised LR ratio)"
 
 
+@dataclass(frozen=True)
+class PresetChoice:
+    """The preset a UNet file gets, where it came from, and a warning when it was guessed."""
+
+    preset: DiffusionPreset
+    source: str  # explicit, metadata, metadata (Distilled-ResShift), registry:<name>, layout (...)
+    registry_name: str | None
+    warning: str | None = None
+
+
 def resolve_preset(
     config: UNetConfig,
     source: str,
     metadata: dict,
     preset: str | DiffusionPreset | None,
-) -> tuple[DiffusionPreset, str, str | None]:
+) -> PresetChoice:
+    """The preset, from (in this order) the caller, our metadata, Distilled-ResShift's metadata,
+    the registry by file name, or the layout."""
     entry = registry.find(source) if source != "<memory>" else None
+    reg_name = entry.name if entry else None
     if isinstance(preset, DiffusionPreset):
-        return preset, "explicit", entry.name if entry else None
+        return PresetChoice(preset, "explicit", reg_name)
     if isinstance(preset, str):
-        return registry.preset(preset), "explicit", entry.name if entry else None
+        return PresetChoice(follow_weights_noise_map(registry.preset(preset), config), "explicit", reg_name)
     from_meta = _preset_from_metadata(metadata)
     if from_meta is not None:
-        return from_meta, "metadata", entry.name if entry else None
+        return PresetChoice(from_meta, "metadata", reg_name)
+    if is_distilled_metadata(metadata):
+        student = distilled_preset(config, metadata, source, entry)
+        return PresetChoice(student.preset, student.source, reg_name, student.warning)
     if entry is not None and entry.part == PART_UNET and entry.preset:
-        return registry.preset(entry.preset), f"registry:{entry.name}", entry.name
+        chosen = follow_weights_noise_map(registry.preset(entry.preset), config)
+        return PresetChoice(chosen, f"registry:{entry.name}", entry.name)
     guess, why = preset_from_layout(config)
-    return guess, why, None
+    warning = f"{source}: no preset recorded for this file; using {guess.name} from the {why}."
+    return PresetChoice(guess, why, None, warning)
 
 
 def load_model(
@@ -188,11 +219,10 @@ def load_model(
     model = _build(model, state_dict, source, part).to(device=device, dtype=dtype)
     n_params = sum(p.numel() for p in model.parameters())
     if isinstance(config, UNetConfig):  # part == PART_UNET
-        chosen, how, reg_name = resolve_preset(config, source, metadata, preset)
-        if how.startswith("layout"):
-            message = f"{source}: no preset recorded for this file; using {chosen.name} from the {how}."
-            warnings.warn(message, stacklevel=2)
-        return LoadedModel(part, model, config, chosen, how, source, n_params, reg_name)
+        choice = resolve_preset(config, source, metadata, preset)
+        if choice.warning:
+            warnings.warn(choice.warning, stacklevel=2)
+        return LoadedModel(part, model, config, choice.preset, choice.source, source, n_params, choice.registry_name)
     entry = registry.find(source) if source != "<memory>" else None
     return LoadedModel(part, model, config, None, "", source, n_params, entry.name if entry else None)
 
@@ -220,12 +250,17 @@ def inspect_checkpoint(path: str | Path, preset: str | DiffusionPreset | None = 
     extra = sorted(k for k in state_dict if k not in expected)
     missing = sorted(k for k in expected if k not in state_dict)
     info = LoadedModel(part, model, config, None, "", source, sum(p.numel() for p in model.parameters()))
+    fitting: list[str] | None = None
     if isinstance(config, UNetConfig):  # part == PART_UNET
-        info.preset, info.preset_source, info.registry_name = resolve_preset(config, source, metadata, preset)
+        choice = resolve_preset(config, source, metadata, preset)
+        info.preset, info.preset_source, info.registry_name = choice.preset, choice.source, choice.registry_name
+        fitting = fitting_presets(config)
     else:
         entry = registry.find(source)
         info.registry_name = entry.name if entry else None
     d = info.describe()
+    if fitting is not None:
+        d["fitting_presets"] = fitting  # the registry presets these weights can be sampled with
     d["tensors_in_file"] = len(state_dict)
     d["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in state_dict.values()})
     if extra:
