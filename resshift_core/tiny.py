@@ -26,8 +26,10 @@ import torch
 from torch import nn
 
 from . import registry
+from .checkpoints.io import KEY_PREFIXES
 from .checkpoints.loading import LoadedModel
-from .checkpoints.writer import save_model
+from .checkpoints.students import NOISE_MODES, follow_weights_noise_map
+from .checkpoints.writer import atomic_save_safetensors, save_model
 from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
 
@@ -40,6 +42,8 @@ class TinyTask(NamedTuple):
     vae_factor: int  # VQGAN downsampling (1: no VQGAN, the chain runs on pixels)
     latent_channels: int
     lq_ratio: int  # LR pixels per latent pixel
+    noise_channels: int = 0  # a one-step student's noise-map input (0: none)
+    noise_injection: str = "concat"  # where it enters: "concat" (RSD) or "add" (noise_proj)
 
 
 # Read-only (a mapping proxy): every caller shares it.
@@ -52,6 +56,12 @@ TASKS: Mapping[str, TinyTask] = MappingProxyType(
         "faceir": TinyTask("faceir_s4", 8, 8, 8),
         "pixel": TinyTask("pixel_realsr_x4_s4", 1, 3, 1),  # no VQGAN: the chain runs on pixels
         "pixel_fold": TinyTask("tiny_realsr_x4", 1, 3, 1),  # pixels, UNet levels at 1/4 (like the shipped model)
+        # One-step students: ResShift v1's layout (no LR feature extractor), sampled by their presets.
+        "sinsr": TinyTask("sinsr_x4", 4, 3, 1),
+        "rsd": TinyTask("rsd_x4", 4, 3, 1, 1, "concat"),
+        "distilled": TinyTask("distilled_x4", 4, 3, 1, 1, "concat"),
+        "distilled_add": TinyTask("distilled_x4", 4, 3, 1, 3, "add"),  # the preset follows the weights
+        "distilled_x2": TinyTask("distilled_x2", 4, 3, 1, 1, "concat"),
     }
 )
 PIXEL_TASKS = ("pixel", "pixel_fold")
@@ -94,6 +104,8 @@ def tiny_unet_config(task: str = "realsr", **overrides: Any) -> UNetConfig:
         "cond_mask": task == "inpaint",
         "lq_size": image_size * spec.lq_ratio,
         "pixel_unshuffle": 4 if task == "pixel_fold" else 1,
+        "noise_channels": spec.noise_channels,
+        "noise_injection": spec.noise_injection,
     }
     return _with_overrides(UNetConfig, base, overrides)
 
@@ -169,7 +181,7 @@ def make_tiny(
     with seeded(seed):
         unet = _frozen(ResShiftUNet(ucfg))
         vae = _frozen(VQGAN(vcfg))
-    preset = registry.preset(preset_name)
+    preset = follow_weights_noise_map(registry.preset(preset_name), ucfg)
     description = f"{UNTRAINED_TINY} ({preset_name})"
     unet_model = LoadedModel("unet", unet, ucfg, preset, description, UNTRAINED_TINY, _parameter_count(unet))
     if task in PIXEL_TASKS:
@@ -183,3 +195,47 @@ def write_tiny_checkpoints(folder: str | Path, task: str = "realsr", seed: int =
     unet, vae = make_tiny(task, seed)
     unet_path = save_model(unet, folder / f"tiny_{task}_unet.safetensors")
     return unet_path, None if vae is None else save_model(vae, folder / f"tiny_{task}_vae.safetensors")
+
+
+@torch.no_grad()
+def zero_noise_weights(unet: ResShiftUNet) -> ResShiftUNet:
+    """Zero what a student's noise map passes through (the concatenated input-conv channels, or
+    `noise_proj`), as RSD and Distilled-ResShift initialise them: the map then changes nothing."""
+    cfg = unet.config
+    if not cfg.noise_channels:
+        raise ValueError("this UNet takes no noise map")
+    params = dict(unet.named_parameters())
+    if cfg.noise_injection == "add":
+        params["noise_proj.weight"].zero_()
+        params["noise_proj.bias"].zero_()
+    else:  # the noise channels come after x and the LR
+        params["input_blocks.0.0.weight"][:, -cfg.noise_channels :].zero_()
+    return unet
+
+
+def write_distilled_student(
+    path: str | Path,
+    *,
+    noise_mode: str = "concat",
+    cond_lq: str | None = "latent",
+    noise_channels: int | None = None,
+    seed: int = 0,
+    zero_noise: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    module_prefix: bool = False,
+) -> Path:
+    """A tiny student in Distilled-ResShift's own format: its safetensors header holds only
+    their keys (`noise_mode`, `noise_channels`, `cond_lq`, as strings; None leaves `cond_lq`
+    out, as their older files do), no resshift.* metadata. `metadata` replaces the header as
+    given (for files that are wrong on purpose); `module_prefix` writes DDP's `module.` keys."""
+    channels = NOISE_MODES.get(noise_mode, 1) if noise_channels is None else noise_channels
+    injection = noise_mode if noise_mode in NOISE_MODES else "concat"
+    unet = tiny_unet("distilled", seed, noise_channels=channels, noise_injection=injection)
+    if zero_noise:
+        zero_noise_weights(unet)
+    header = {"noise_mode": noise_mode, "noise_channels": str(channels)}
+    if cond_lq is not None:
+        header["cond_lq"] = cond_lq
+    prefix = KEY_PREFIXES[0] if module_prefix else ""
+    tensors = {prefix + k: v.detach().contiguous() for k, v in unet.state_dict().items()}
+    return atomic_save_safetensors(tensors, path, dict(header if metadata is None else metadata))

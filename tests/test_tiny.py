@@ -81,3 +81,52 @@ def test_written_checkpoints_are_named_per_task(tmp_path):
     unet_path, vae_path = write_tiny_checkpoints(tmp_path, "bicsr")
     assert vae_path is not None
     assert [unet_path.name, vae_path.name] == ["tiny_bicsr_unet.safetensors", "tiny_bicsr_vae.safetensors"]
+
+
+STUDENT_TASKS = ("sinsr", "rsd", "distilled", "distilled_add", "distilled_x2")
+
+
+@pytest.mark.parametrize("task", STUDENT_TASKS)
+def test_student_tasks_run_in_the_pipeline_and_reload_from_their_files(tmp_path, task):
+    from resshift_core.checkpoints.loading import load_unet, load_vae
+    from resshift_core.pipeline import ResShiftPipeline
+
+    unet, vae = make_tiny(task)
+    spec = TASKS[task]
+    assert unet.preset is not None and unet.preset.one_step
+    config = unet.model.config
+    assert (config.noise_channels, config.noise_injection) == (spec.noise_channels, spec.noise_injection)
+    assert unet.preset.noise_map == (spec.noise_injection if spec.noise_channels else "none")
+    out = ResShiftPipeline(unet, vae).restore(torch.rand(1, 3, 8, 8), seeds=[0], tiling=None)
+    assert out.shape == (1, 3, 8 * unet.preset.sf, 8 * unet.preset.sf)
+    unet_path, vae_path = write_tiny_checkpoints(tmp_path, task)
+    assert vae_path is not None
+    loaded = load_unet(unet_path)
+    assert loaded.preset == unet.preset and loaded.preset_source == "metadata"
+    ResShiftPipeline(loaded, load_vae(vae_path))  # the pair is accepted as written
+
+
+def test_the_distilled_add_task_takes_its_noise_through_noise_proj():
+    unet, _ = make_tiny("distilled_add")
+    assert unet.preset is not None and (unet.preset.name, unet.preset.noise_map) == ("distilled_x4", "add")
+    assert tuple(unet.model.state_dict()["noise_proj.weight"].shape[:2]) == (32, 3)
+
+
+def test_write_distilled_student_writes_their_format_only(tmp_path):
+    from safetensors import safe_open
+
+    from resshift_core.checkpoints.io import read_checkpoint
+    from resshift_core.tiny import write_distilled_student, zero_noise_weights
+
+    path = write_distilled_student(tmp_path / "s.safetensors", noise_mode="add", cond_lq="pixel", module_prefix=True)
+    with safe_open(str(path), framework="pt") as f:
+        header, keys = f.metadata(), list(f.keys())
+    assert header == {"noise_mode": "add", "noise_channels": "3", "cond_lq": "pixel"}  # no resshift.* keys
+    assert all(k.startswith("module.") for k in keys)
+    state, _ = read_checkpoint(path)
+    assert state["noise_proj.weight"].abs().sum() > 0  # random, unless asked to be zero
+    zeroed, _ = read_checkpoint(write_distilled_student(tmp_path / "z.safetensors", zero_noise=True))
+    assert torch.count_nonzero(zeroed["input_blocks.0.0.weight"][:, -1]) == 0
+    assert torch.count_nonzero(zeroed["input_blocks.0.0.weight"][:, :-1]) > 0
+    with pytest.raises(ValueError, match="takes no noise map"):
+        zero_noise_weights(tiny_unet("sinsr"))
