@@ -50,6 +50,7 @@ SCALE = {
     "resshift_bicubic_x4": 4,
     "resshift_inpainting": 1,
     "resshift_face_restoration": 1,
+    "resshift_one_step_x4": 4,
 }
 START_TIMEOUT_S = float(os.environ.get("COMFYUI_START_TIMEOUT", "300"))
 RUN_TIMEOUT_S = 300

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import itertools
 import json
+import re
 import sys
 
 import pytest
@@ -55,6 +56,7 @@ EXPECTED = {
     "ResShift Bicubic x4": "resshift_bicubic_x4",
     "ResShift Inpainting with a mask": "resshift_inpainting",
     "ResShift Face restoration": "resshift_face_restoration",
+    "ResShift One-step x4 (SinSR, RSD)": "resshift_one_step_x4",
 }
 # What the editor (ComfyUI v0.3.64, frontend 1.27.10) drew these nodes at, at least: node.computeSize()
 # after loading the shipped workflows there, title bar not included (LiteGraph draws it above pos).
@@ -80,6 +82,7 @@ SCALE = {
     "resshift_bicubic_x4": 4,
     "resshift_inpainting": 1,
     "resshift_face_restoration": 1,
+    "resshift_one_step_x4": 4,
 }
 
 
@@ -273,6 +276,26 @@ def test_file_names_read_as_titles():
         assert path.with_suffix(".jpg").is_file()
 
 
+def test_one_step_workflow_names_only_files_that_sample_in_one_call():
+    """The one-step template's model and every file its note offers are published one-step
+    students (so steps 0 means one network call) that pair with its VAE."""
+    from resshift_core import registry
+
+    workflow = next(w for w in build.WORKFLOWS if w.name == "resshift_one_step_x4")
+    by_type = {n.type: n for n in workflow.nodes}
+    assert by_type["ResShiftUpscale"].widgets["steps"] == 0
+    vae = registry.find(by_type["ResShiftVAELoader"].widgets["vae_name"])
+    offered = re.findall(r"[\w.-]+\.(?:pth|safetensors)", by_type["Note"].widgets["text"])
+    assert len(offered) == 5, offered  # SinSR v1/v2, RSD, Distilled-ResShift x4/x2
+    for file in [by_type["ResShiftModelLoader"].widgets["model_name"], *offered]:
+        entry = registry.find(file)
+        assert entry is not None and entry.part == "unet" and entry.file == file, file
+        assert entry.preset is not None and registry.preset(entry.preset).one_step, file
+        assert vae is not None and entry.vae == vae.name, file
+        # a file without a download address is one the note tells the user to place by hand
+        assert entry.downloadable or "by hand" in by_type["Note"].widgets["text"], file
+
+
 @pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
 def test_api_workflow_runs(host, path):
     fake, classes, image = host
@@ -298,6 +321,8 @@ def test_api_workflow_runs(host, path):
         assert not torch.allclose(out[0][~keep], image[0][~keep], atol=1e-3)
     # every node of ours ran with progress, and the chain left nothing half-loaded
     assert fake.progress and fake.progress[-1][0] == fake.progress[-1][1]
+    if path.stem == "resshift_one_step_x4":  # ResShift Upscale's bar: encode, one network call, decode
+        assert fake.progress[-1][1] == 3, fake.progress
     assert fake.mm.current_loaded_models
     for loaded in fake.mm.current_loaded_models:
         assert loaded.model.fully_loaded()

@@ -261,6 +261,15 @@ DOWNLOAD_NOTE = (
     "release (github.com/zsyOAOA/ResShift, S-Lab License 1.0: non-commercial use). "
 )
 
+# One-step students: the same one-node chain, with the files that fit it named in the note.
+ONE_STEP_NOTE = (
+    "SinSR and RSD are one-step students of ResShift: one network call per image (steps 0 = the model's "
+    "one step). Files that fit: SinSR_v1.pth or SinSR_v2.pth (github.com/wyf0912/SinSR, downloaded on first "
+    "run); RSD's ema_model_2800.pth (Google Drive only: put it in ComfyUI/models/resshift by hand); "
+    "Distilled-ResShift rsd_student_final.safetensors (x4) or rsd_student_18k.safetensors (x2), downloaded "
+    "from Hugging Face on first run. All are non-commercial (CC BY-NC-SA 4.0, S-Lab License 1.0)."
+)
+
 WORKFLOWS = [
     modular(
         "resshift_realsr_x4",
@@ -309,6 +318,14 @@ WORKFLOWS = [
         extra_fix="wavelet",
         note=DOWNLOAD_NOTE + "Blind face restoration of aligned 512x512 face crops (same size out). "
         "ResShift Color Fix (wavelet) keeps the input's colours.",
+    ),
+    one_node(
+        "resshift_one_step_x4",
+        "One-step x4 (SinSR, RSD)",
+        "SinSR_v1.pth",
+        "autoencoder_vq_f4.pth",
+        "ResShift/one_step_x4",
+        note=ONE_STEP_NOTE,
     ),
 ]
 

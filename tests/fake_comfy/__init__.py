@@ -36,6 +36,7 @@ TINY_FILES = {
     "bicsr": {"unet": "resshift_bicsrx4_s4", "vae": "autoencoder_vq_f4"},
     "inpaint": {"unet": "resshift_inpainting_imagenet_s4", "vae": "autoencoder_vq_f4"},
     "faceir": {"unet": "resshift_faceir_s4", "vae": "ffhq512_vq_f8_dim8_face"},
+    "sinsr": {"unet": "SinSR_v1", "vae": "autoencoder_vq_f4"},  # the one-step workflow's student
 }
 
 
