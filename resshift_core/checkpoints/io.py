@@ -74,6 +74,11 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
 def _load_torch(path: Path, fmt: str) -> object:
     try:
+        if path.suffix.lower() == ".safetensors":
+            # A PyTorch file named .safetensors: torch.load would pick its reader by that name, so
+            # it gets the open file instead (no mmap then).
+            with open(path, "rb") as f:
+                return torch.load(f, map_location="cpu", weights_only=True)
         # mmap keeps the tensors in the page cache instead of a second copy in memory.
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=(fmt == "torch-zip"))
     except pickle.UnpicklingError as exc:
@@ -123,6 +128,34 @@ def canonical_keys(state_dict: Mapping[str, Value]) -> dict[str, Value]:
     return out
 
 
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# Integer tensors a ResShift checkpoint may hold: Swin index tables and our pixel-fold factor.
+INTEGER_KEYS = ("relative_position_index", "pixel_unshuffle")
+WEIGHT_SUFFIXES = (".weight", ".bias")  # an integer tensor under such a name is a quantised weight
+
+
+def check_tensor_kinds(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse what no ResShift network stores, in one sentence, before it is cast silently:
+    sparse, meta (no data), complex, float8 or quantised-integer weights."""
+    for key, tensor in state_dict.items():
+        if tensor.layout != torch.strided:
+            raise CheckpointError(f"{source}: tensor {key} is sparse ({tensor.layout}); save the dense weights")
+        if tensor.is_meta:
+            raise CheckpointError(
+                f"{source}: tensor {key} has no data (a meta tensor): the file was saved from an unmaterialised "
+                "model; save it again after loading real weights"
+            )
+        if tensor.dtype in WEIGHT_DTYPES:
+            continue
+        integer = not tensor.is_floating_point() and not tensor.is_complex()
+        if integer and (key.endswith(INTEGER_KEYS) or not key.endswith(WEIGHT_SUFFIXES)):
+            continue  # an index table, or a trainer's counter (e.g. `step`), which loading drops
+        raise CheckpointError(
+            f"{source}: tensor {key} is stored as {str(tensor.dtype).replace('torch.', '')}, which a ResShift "
+            "network does not use; convert the file to float16, bfloat16 or float32 weights"
+        )
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(canonical state dict, safetensors metadata or {}) from any supported file."""
     path = Path(path)
@@ -130,9 +163,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     fmt = sniff_format(path)
     if fmt == "safetensors":
         tensors, metadata = _load_safetensors(path)
-        return canonical_keys(tensors), metadata
+        state_dict = canonical_keys(tensors)
+        check_tensor_kinds(state_dict, str(path))
+        return state_dict, metadata
     if fmt in ("torch-zip", "torch-legacy"):
-        return unwrap_state_dict(_load_torch(path, fmt), source=str(path)), {}
+        state_dict = unwrap_state_dict(_load_torch(path, fmt), source=str(path))
+        check_tensor_kinds(state_dict, str(path))
+        return state_dict, {}
     raise CheckpointError(
         f"{path} is neither a PyTorch checkpoint nor a safetensors file (it starts with bytes "
         f"{_first_bytes(path)!r}). If it is an HTML page or a partial download, fetch the file again."
