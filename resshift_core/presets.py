@@ -113,6 +113,15 @@ class DiffusionPreset:
 
     @classmethod
     def from_dict(cls, d: dict, name: str | None = None) -> DiffusionPreset:
+        """From `to_dict`'s flat form (our metadata, the registry); keys we do not know are
+        ignored (a newer writer's), wrong types and ranges refused."""
+        if not isinstance(d, dict):
+            raise SettingsError(f"a preset must be a JSON object of settings, got {type(d).__name__}")
+        if "name" in d and not isinstance(d["name"], str):
+            raise SettingsError(f"a preset's name must be text, got {d['name']!r}")
+        for key in ("task", "predict", "spacing", "prior", "condition", "noise_map", "schedule_name"):
+            if key in d and not isinstance(d[key], str):
+                raise SettingsError(f"{key} must be text, got {d[key]!r}")
         sched_fields = ScheduleConfig.__dataclass_fields__
         schedule = ScheduleConfig(**{k: d[k] for k in sched_fields if k in d})
         own = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "schedule"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import pickle
 import struct
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -86,13 +85,18 @@ def _load_torch(path: Path, fmt: str) -> object:
             f"{path} holds Python objects other than tensors, so it was not loaded: unpickling "
             "them could run arbitrary code. Load it once in a trusted environment, save only its "
             "state_dict (or convert it with `python -m resshift_core convert`), and use that. "
-            f"(torch said: {str(exc).splitlines()[0]})"
+            f"(torch said: {_first_line(exc)})"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # a damaged file can make the unpickler fail in any way (IndexError, EOFError, ...)
         raise CheckpointError(
-            f"{path} could not be read as a PyTorch checkpoint ({str(exc).splitlines()[0]}). "
+            f"{path} could not be read as a PyTorch checkpoint ({_first_line(exc)}). "
             "The file is probably truncated or corrupt: download it again."
         ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
