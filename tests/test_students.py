@@ -78,6 +78,8 @@ def _latent_shape(pipe: ResShiftPipeline, images: torch.Tensor) -> tuple[int, ..
 
 
 def test_the_one_step_layouts_are_here():
+    if not ONE_STEP_LAYOUTS.is_dir():
+        pytest.skip(f"{ONE_STEP_LAYOUTS} is absent")
     assert {p.name for p in LAYOUT_FILES} == {"SinSR_v1.json", "SinSR_v2.json", "rsd_ema_model_2800.json"}
 
 
@@ -118,6 +120,35 @@ def test_layout_under_an_unknown_name_lists_the_presets_that_fit(path):
     else:
         assert fitting >= V1_PRESETS and not fitting & NOISE_PRESETS
         assert not fitting & {"realsr_x2_s4", "inpaint_s4", "faceir_s4"}
+
+
+PUBLISHED_FITS = {
+    "resshift_faceir_s4": ["faceir_s4"],
+    "resshift_inpainting_imagenet_s4": ["inpaint_s4"],
+    "resshift_inpainting_face_s4": ["inpaint_s4"],
+    "realsr_x2": ["realsr_x2_s4"],
+    "resshift_realsrx4_s4_v3": sorted(V1_PRESETS | {"pixel_realsr_x4_s4", "tiny_realsr_x4"}),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(PUBLISHED_FITS))
+def test_published_layouts_fit_only_the_presets_of_their_kind(stem):
+    """A mask input fits inpainting alone, an 8-channel latent face restoration alone (its f8
+    VQGAN), one LR halving x2 alone; a 3-channel UNet without an LR feature extractor also fits
+    the pixel-space presets, as the weights cannot tell pixels from latents."""
+    path = SHARED / "reference" / "checkpoint_layouts" / f"{stem}.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    config = detect_unet_config(_meta_state_dict(_layout(path)["state_dict"]))
+    assert fitting_presets(config) == PUBLISHED_FITS[stem]
+
+
+def test_inpainting_presets_fit_exactly_the_unets_with_a_mask_input():
+    from resshift_core.tiny import tiny_unet_config
+
+    assert fitting_presets(tiny_unet_config("inpaint")) == ["inpaint_s4"]
+    # The same LR branch without the mask channel is no inpainting model, and no x1 one either.
+    assert fitting_presets(tiny_unet_config("inpaint", cond_mask=False)) == []
 
 
 def test_a_noise_proj_layout_is_guessed_as_a_distilled_student():
