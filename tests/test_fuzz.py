@@ -19,6 +19,9 @@ from resshift_core.errors import ResShiftError
 from resshift_core.image_io import load_image
 from resshift_core.presets import DiffusionPreset
 
+# random bytes that start like a pickle make torch warn about the protocol before refusing them
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+
 # scripts/fuzz.py raises this for a long run before a release
 EXAMPLES = int(os.environ.get("RESSHIFT_FUZZ_EXAMPLES", "60"))
 SUITE = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
