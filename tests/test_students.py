@@ -165,6 +165,8 @@ def test_a_noise_proj_layout_is_guessed_as_a_distilled_student():
     # student preset with the noise map where these weights take it.
     named = resolve_preset(config, f"/models/{X2_FILE}", {}, None)
     assert (named.preset.name, named.preset.noise_map, named.preset.sf) == ("distilled_x2", "add", 2)
+    chosen = resolve_preset(config, "/models/student.pth", {}, "distilled_x2")  # named by the user
+    assert (chosen.source, chosen.preset.noise_map) == ("explicit", "add")
 
 
 def test_the_students_registry_entries():
