@@ -47,6 +47,11 @@ def _quantized(nodes_output: torch.Tensor) -> np.ndarray:
         ("inpaint", "adain"),
         ("faceir", "none"),
         ("pixel_fold", "none"),
+        ("sinsr", "none"),
+        ("rsd", "wavelet"),
+        ("distilled", "none"),
+        ("distilled_add", "none"),
+        ("distilled_x2", "adain"),
     ],
 )
 def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix):
