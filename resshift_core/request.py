@@ -17,10 +17,12 @@ import torch
 
 from . import registry
 from .checkpoints.loading import LoadedModel, load_unet, load_vae
+from .checkpoints.students import follow_weights_noise_map
 from .devices import channels_last_for, dtype_from_name, dtype_name, pick_device
 from .download import ProgressCallback
 from .errors import InputError
 from .model_files import default_download_dir, resolve_checkpoint
+from .models.unet import UNetConfig
 from .pipeline import ResShiftPipeline
 from .presets import TASKS, DiffusionPreset
 from .request_checks import display_name
@@ -91,8 +93,11 @@ def _load_unet(
         unet = load_unet(_resolve(spec, "unet", models_dirs, download, progress), preset=preset)
     if unet.part != "unet":
         raise InputError(f"{display_name(unet)} is a {unet.part}, not a ResShift model (UNet)")
-    if preset is not None and unet.preset is not preset:
-        unet = dataclasses.replace(unet, preset=preset, preset_source="explicit")
+    if preset is not None and isinstance(unet.config, UNetConfig):
+        # a Distilled-ResShift preset goes where the weights take the noise map (concat or add)
+        refined = follow_weights_noise_map(preset, unet.config)
+        if refined != unet.preset:
+            unet = dataclasses.replace(unet, preset=refined, preset_source="explicit")
     _preset_of(unet)
     return unet, own_vae
 

@@ -132,3 +132,25 @@ def test_the_loader_lists_every_student_and_each_runs_in_one_call(comfy, models)
             vae=vae,
         )
         torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=0)
+
+
+def test_a_distilled_training_pth_keeps_its_settings_and_a_named_preset_follows_the_weights(tmp_path):
+    """Distilled-ResShift's raw training files hold {"ema": weights, "noise_mode": ..., "cond_lq": ...}:
+    those settings are read like its safetensors header; and `--preset distilled_x4` on an add-mode
+    file puts the noise map where the weights take it."""
+    from resshift_core.checkpoints.loading import load_unet
+    from resshift_core.request import load_pipeline
+
+    unet = tiny_unet("distilled", seed=2, noise_channels=3, noise_injection="add")
+    torch.save(
+        {"ema": unet.state_dict(), "noise_mode": "add", "noise_channels": 3, "cond_lq": "pixel"},
+        tmp_path / "student.pth",
+    )
+    with pytest.warns(UserWarning, match="choose the preset distilled_x2 for an x2 student"):
+        loaded = load_unet(tmp_path / "student.pth")  # a name the registry does not know: x4 assumed
+    assert loaded.preset is not None
+    assert (loaded.preset.noise_map, loaded.preset.condition) == ("add", "lr_at_latent")
+    vae = make_tiny("realsr")[1]
+    pipe = load_pipeline(model=str(tmp_path / "student.pth"), vae=vae, preset="distilled_x4", download=False)
+    assert pipe.preset.noise_map == "add"
+    assert pipe.restore(torch.rand(1, 3, 8, 8), seeds=[0]).shape == (1, 3, 32, 32)

@@ -171,13 +171,29 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         check_tensor_kinds(state_dict, str(path))
         return state_dict, metadata
     if fmt in ("torch-zip", "torch-legacy"):
-        state_dict = unwrap_state_dict(_load_torch(path, fmt), source=str(path))
+        loaded = _load_torch(path, fmt)
+        state_dict = unwrap_state_dict(loaded, source=str(path))
         check_tensor_kinds(state_dict, str(path))
-        return state_dict, {}
+        return state_dict, _settings_beside_the_weights(loaded)
     raise CheckpointError(
         f"{path} is neither a PyTorch checkpoint nor a safetensors file (it starts with bytes "
         f"{_first_bytes(path)!r}). If it is an HTML page or a partial download, fetch the file again."
     )
+
+
+# Plain settings a trainer may save beside the weights in a .pth (Distilled-ResShift's training
+# files: {"ema": ..., "noise_mode": "concat", "cond_lq": "pixel"}), read as safetensors metadata is.
+SETTING_KEYS = ("noise_mode", "noise_channels", "cond_lq")
+
+
+def _settings_beside_the_weights(obj: object) -> dict[str, str]:
+    if not isinstance(obj, Mapping):
+        return {}
+    return {
+        key: str(obj[key])
+        for key in SETTING_KEYS
+        if isinstance(obj.get(key), (str, int)) and not isinstance(obj.get(key), bool)
+    }
 
 
 def _first_bytes(path: Path) -> bytes:

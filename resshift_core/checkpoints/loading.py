@@ -171,7 +171,7 @@ def resolve_preset(
     entry = registry.find(source) if source != "<memory>" else None
     reg_name = entry.name if entry else None
     if isinstance(preset, DiffusionPreset):
-        return PresetChoice(preset, "explicit", reg_name)
+        return PresetChoice(follow_weights_noise_map(preset, config), "explicit", reg_name)
     if isinstance(preset, str):
         return PresetChoice(follow_weights_noise_map(registry.preset(preset), config), "explicit", reg_name)
     from_meta = _preset_from_metadata(metadata)
