@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .. import registry
-from ..errors import ArchitectureError, CheckpointError
+from ..errors import ArchitectureError, CheckpointError, ResShiftError
 from ..models.unet import ResShiftUNet, UNetConfig
 from ..models.vqgan import VQGAN, VQGANConfig
 from ..presets import DiffusionPreset
@@ -118,9 +118,18 @@ def _build(model: nn.Module, state_dict: dict, source: str, part: str) -> nn.Mod
     return model.eval().requires_grad_(False)
 
 
-def _preset_from_metadata(metadata: dict) -> DiffusionPreset | None:
+def _preset_from_metadata(metadata: dict, source: str = "the checkpoint") -> DiffusionPreset | None:
     raw = metadata.get("resshift.preset")
-    return DiffusionPreset.from_dict(json.loads(raw)) if raw else None
+    if not raw:
+        return None
+    try:
+        return DiffusionPreset.from_dict(json.loads(raw))
+    except (json.JSONDecodeError, TypeError, ResShiftError) as exc:
+        why = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise CheckpointError(
+            f"{source}: the preset in its metadata is damaged: {why}; name a preset (--preset, or the "
+            "loader's preset) or write the file again with `convert`"
+        ) from None
 
 
 def preset_from_layout(config: UNetConfig) -> tuple[DiffusionPreset, str]:
@@ -136,6 +145,8 @@ def preset_from_layout(config: UNetConfig) -> tuple[DiffusionPreset, str]:
             "layout (a noise-map input channel: RSD assumed; a Distilled-ResShift student without its "
             "metadata needs the preset distilled_x4 or distilled_x2)"
         )
+    if config.pixel_unshuffle > 1:  # only our pixel-space models fold pixels (the weights store it)
+        return registry.preset("tiny_realsr_x4"), "layout (pixel folding: our pixel-space real-world x4)"
     if config.cond_mask:
         return registry.preset("inpaint_s4"), "layout (mask channel: inpainting)"
     if config.in_channels == 8:
@@ -174,7 +185,7 @@ def resolve_preset(
         return PresetChoice(follow_weights_noise_map(preset, config), "explicit", reg_name)
     if isinstance(preset, str):
         return PresetChoice(follow_weights_noise_map(registry.preset(preset), config), "explicit", reg_name)
-    from_meta = _preset_from_metadata(metadata)
+    from_meta = _preset_from_metadata(metadata, source)
     if from_meta is not None:
         return PresetChoice(from_meta, "metadata", reg_name)
     if is_distilled_metadata(metadata):
