@@ -46,7 +46,8 @@ def test_damaged_preset_metadata_is_one_sentence(tmp_path, weights, capsys, raw,
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1, err
     # naming a preset gets past it
-    assert load_unet(path, preset="realsr_x4_s4").preset.name == "realsr_x4_s4"
+    named = load_unet(path, preset="realsr_x4_s4").preset
+    assert named is not None and named.name == "realsr_x4_s4"
 
 
 @pytest.mark.parametrize("wrap", [lambda sd: sd, lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}])
