@@ -12,6 +12,7 @@ from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image
 from .inpaint_masks import LUMA
+from .memory_estimate import available_memory_bytes, too_large_message
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .request_checks import check_seeds, check_tile_sizes
@@ -137,6 +138,11 @@ def run_upscale(args) -> int:
                 continue
             try:
                 img = load_image(src)
+                too_large = too_large_message(
+                    str(src), img.width, img.height, pipe.sf, pipe.pixel_space, available_memory_bytes()
+                )
+                if too_large:
+                    raise ImageError(too_large)
                 if img.frames > 1:
                     tell(f"note: {src} is animated ({img.frames} frames): only its first frame is restored")
                 mask_path = find_mask(args.mask, src)

@@ -164,3 +164,19 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, model, capsys, opt
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model, *option]) == 1
     _one_error_line(capsys.readouterr().err, words)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_image_too_large_for_the_memory_is_refused_before_any_work(tmp_path, model, capsys, monkeypatch):
+    """The refusal says how much memory the output needs (the measured model in memory_estimate)."""
+    from resshift_core import cli_upscale
+    from resshift_core.memory_estimate import LATENT
+
+    _png(tmp_path / "a.png", size=(8, 6))
+    need = LATENT.peak_bytes(8 * 4 * 6 * 4)
+    monkeypatch.setattr(cli_upscale, "available_memory_bytes", lambda: need - 1)
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model]) == 1
+    err = capsys.readouterr().err
+    assert "is 8x6: restoring it x4 needs about" in err and "GiB is available" in err
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(cli_upscale, "available_memory_bytes", lambda: need)
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model]) == 0
