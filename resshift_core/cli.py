@@ -19,7 +19,7 @@ from . import bench, cli_upscale, registry
 from .checkpoints.loading import inspect_checkpoint, load_model
 from .checkpoints.writer import save_model
 from .colorfix import METHODS as COLOR_FIXES
-from .devices import DTYPE_NAMES, dtype_from_name
+from .devices import AUTO_DTYPE, DTYPE_NAMES, dtype_from_name
 from .errors import ResShiftError
 from .request import TASK_DEFAULTS
 from .schedule import SPACINGS
@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "trailing (ending at the last trained step; one step = the x0 estimate at full noise). "
         "Default: the model's preset",
     )
-    up.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
+    up.add_argument(
+        "--dtype",
+        choices=(AUTO_DTYPE, *DTYPE_NAMES),
+        default=AUTO_DTYPE,
+        help="compute precision; auto (default): bf16 where the CPU or GPU runs it natively, else fp32 (it says which)",
+    )
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     up.add_argument(
         "--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)"

@@ -6,12 +6,17 @@ everything else in the package works with `torch.device` and `torch.dtype`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .errors import InputError
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES: tuple[str, ...] = tuple(DTYPES)
+AUTO_DTYPE = "auto"
+CPUINFO = Path("/proc/cpuinfo")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # without them oneDNN emulates bf16, ~10x slower than fp32
 DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 
 
@@ -28,6 +33,37 @@ def dtype_name(dtype: torch.dtype) -> str:
         if value == dtype:
             return name
     raise InputError(f"unsupported dtype {dtype}: choose one of {', '.join(DTYPE_NAMES)}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo; False
+    where that cannot be read (other systems: bf16 is then never picked automatically)."""
+    try:
+        flags = CPUINFO.read_text(errors="replace").split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:
+    """The dtype `auto` picks for `device`, and why (for the user): bf16 where the hardware runs
+    it natively (a CPU with AVX512-BF16/AMX, a CUDA GPU that supports it), else fp32. fp16 is never
+    picked automatically: its range can overflow in the VQGAN."""
+    if device.type == "cpu":
+        if cpu_has_native_bf16():
+            return torch.bfloat16, "this CPU computes bf16 natively"
+        return torch.float32, "this CPU has no native bf16 (it would be emulated, far slower than fp32)"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16, "this GPU supports bf16"
+    return torch.float32, f"no fast half precision known for {device.type}"
+
+
+def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """A dtype name (or `auto`) for `device`, with the reason when `auto` chose it."""
+    if name == AUTO_DTYPE:
+        dtype, why = auto_dtype(device)
+        return dtype, f"auto: {why}"
+    return dtype_from_name(name), "asked for"
 
 
 def mps_available() -> bool:
@@ -76,11 +112,15 @@ def channels_last_for(device: torch.device | str) -> bool:
 
 
 __all__ = [
+    "AUTO_DTYPE",
     "DTYPES",
     "DTYPE_NAMES",
+    "auto_dtype",
     "channels_last_for",
+    "cpu_has_native_bf16",
     "dtype_from_name",
     "dtype_name",
     "mps_available",
     "pick_device",
+    "resolve_dtype",
 ]

@@ -18,7 +18,7 @@ import torch
 from . import registry
 from .checkpoints.loading import LoadedModel, load_unet, load_vae
 from .checkpoints.students import follow_weights_noise_map
-from .devices import channels_last_for, dtype_from_name, dtype_name, pick_device
+from .devices import channels_last_for, dtype_name, pick_device, resolve_dtype
 from .download import ProgressCallback
 from .errors import InputError
 from .model_files import default_download_dir, resolve_checkpoint
@@ -131,6 +131,7 @@ def load_pipeline(
         none. task: realsr, bicsr, inpaint or faceir; picks the default model and must match the
         model's preset. preset: a registry preset name or a DiffusionPreset overriding the detected
         one. spacing: `published` or `trailing` (which trained steps a shorter chain keeps).
+        dtype: fp32, bf16, fp16 or auto (bf16 where the device runs it natively, else fp32).
     Names are looked up in `models_dirs`, then $RESSHIFT_MODELS_DIR, ~/.cache/resshift and
     weights/; a published file that is missing is downloaded into the first of `models_dirs`
     (default: the first model folder) unless `download` is False or RESSHIFT_OFFLINE=1.
@@ -143,7 +144,10 @@ def load_pipeline(
     if spacing is not None and spacing not in SPACINGS:
         raise InputError(f"unknown spacing {spacing!r}: choose one of {', '.join(SPACINGS)}")
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
-    torch_dtype = dtype if isinstance(dtype, torch.dtype) else dtype_from_name(dtype)
+    if isinstance(dtype, torch.dtype):
+        torch_dtype, dtype_reason = dtype, "asked for"
+    else:
+        torch_dtype, dtype_reason = resolve_dtype(dtype, torch_device)
     unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say)
     p = _preset_of(unet)
     if task is not None and task != p.task:
@@ -167,7 +171,7 @@ def load_pipeline(
         f"model {display_name(unet)}: preset {p.name} ({unet.preset_source}), x{p.sf}, trained with {p.steps} steps, "
         f"samples {p.default_steps} by default; "
         f"VAE {'none (pixel-space model)' if vae_model is None else display_name(vae_model)}; "
-        f"{torch_device}, {dtype_name(torch_dtype)}"
+        f"{torch_device}, {dtype_name(torch_dtype)} ({dtype_reason})"
     )
     return pipe
 

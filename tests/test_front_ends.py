@@ -69,6 +69,8 @@ def test_command_line_and_nodes_write_the_same_pixels(comfy, tmp_path, task, fix
         "--color-fix",
         fix,
         "--no-progress",
+        "--dtype",
+        "fp32",  # the nodes below load in fp32: compare like with like (auto may pick bf16)
     ]
     if vae is not None:
         args += ["--vae", str(vae)]
