@@ -1,6 +1,8 @@
 """Shared test helpers: where the reference data lives, torch threads, tiny networks, the fake ComfyUI."""
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,3 +76,27 @@ def tiny_pair(request: pytest.FixtureRequest) -> tuple[LoadedModel, LoadedModel 
     from resshift_core.tiny import make_tiny
 
     return make_tiny(getattr(request, "param", "realsr"))
+
+
+@contextmanager
+def serving(payload: bytes) -> Iterator[str]:
+    """A local HTTP server on 127.0.0.1 that answers every GET with `payload` (a stand-in for a
+    release or Hugging Face address in download tests); yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest's output clean
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

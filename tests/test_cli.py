@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import serving
 from resshift_core.checkpoints.loading import load_unet
 from resshift_core.cli import main
 from resshift_core.tiny import write_tiny_checkpoints
@@ -264,31 +265,16 @@ def test_inpainting_fills_the_white_of_the_mask_and_keeps_the_rest(tmp_path, cap
 
 def test_a_missing_published_checkpoint_is_downloaded_into_the_models_folder(tmp_path, capsys, monkeypatch):
     import hashlib
-    import http.server
-    import threading
 
     from resshift_core import registry
 
     unet, vae = write_tiny_checkpoints(tmp_path / "made", "bicsr")
     payload = unet.read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with serving(payload) as base:
         entry = registry.RegistryEntry(
             name="test_cli_download",
             file="test_cli_download.safetensors",
-            url=f"http://127.0.0.1:{httpd.server_address[1]}/f",
+            url=f"{base}/f",
             part="unet",
             what="test",
             sha256=hashlib.sha256(payload).hexdigest(),
@@ -309,6 +295,3 @@ def test_a_missing_published_checkpoint_is_downloaded_into_the_models_folder(tmp
         assert main([*args, "-o", str(tmp_path / "o.png")]) == 0
         assert (models / entry.file).read_bytes() == payload
         assert Image.open(tmp_path / "o.png").size == (16, 16)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

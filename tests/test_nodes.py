@@ -3,16 +3,14 @@ modular chain against the pipeline, batches and seeds, progress and interrupt, m
 the host, out-of-memory retries, dtype choice, wrong files, and downloads on first use."""
 
 import hashlib
-import http.server
 import inspect
 import re
 import sys
-import threading
 
 import pytest
 import torch
 
-from conftest import one_torch_thread
+from conftest import one_torch_thread, serving
 from fake_comfy import (
     WIDGET_TYPES,
     declared_inputs,
@@ -498,23 +496,8 @@ def served_checkpoint(tiny_cache):
     from fake_comfy import tiny_checkpoints
 
     payload = tiny_checkpoints(tiny_cache)["resshift_bicsrx4_s4"].read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", payload
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(payload) as base:
+        yield base, payload
 
 
 def test_published_checkpoint_is_fetched_on_first_use_with_a_progress_bar(comfy, served_checkpoint, monkeypatch):
