@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image
-from .inpaint_masks import LUMA
 from .memory_estimate import available_memory_bytes, too_large_message
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
@@ -84,11 +83,6 @@ def upscale_alpha(alpha: torch.Tensor, sf: int) -> torch.Tensor:
     return F.interpolate(alpha[None], scale_factor=sf, mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
-def to_gray(rgb: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor(LUMA, dtype=rgb.dtype).view(3, 1, 1)
-    return (rgb * weights).sum(dim=0, keepdim=True).expand(3, -1, -1)
-
-
 def _complete_earlier_output(src: Path, dst: Path, sf: int) -> bool:
     """--skip-existing: an earlier result counts only if it is whole and sf x the input's size
     (for a JPEG target, also its PNG form, written when the input had transparency)."""
@@ -156,8 +150,6 @@ def run_upscale(args) -> int:
                     tiling=tiling,
                     color_fix=args.color_fix,
                 )[0].cpu()
-                if img.grayscale:
-                    result = to_gray(result)
                 alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None
                 if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg"):
                     tell(f"note: {src} has transparency, which JPEG cannot hold: writing {dst.with_suffix('.png')}")
