@@ -100,3 +100,24 @@ def serving(payload: bytes) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def served_entry(name: str, url: str, payload: bytes):
+    """A registry entry for a bicubic x4 UNet served at `url` (a download test's published file),
+    with the size and sha256 of `payload`, as the real entries carry them."""
+    import hashlib
+
+    from resshift_core import registry
+
+    return registry.RegistryEntry(
+        name=name,
+        file=f"{name}.safetensors",
+        url=url,
+        part="unet",
+        what="test",
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size_bytes=len(payload),
+        license="test",
+        preset="bicsr_x4_s4",
+        vae="autoencoder_vq_f4",
+    )

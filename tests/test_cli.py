@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import serving
+from conftest import served_entry, serving
 from resshift_core.checkpoints.loading import load_unet
 from resshift_core.cli import main
 from resshift_core.tiny import write_tiny_checkpoints
@@ -264,25 +264,12 @@ def test_inpainting_fills_the_white_of_the_mask_and_keeps_the_rest(tmp_path, cap
 
 
 def test_a_missing_published_checkpoint_is_downloaded_into_the_models_folder(tmp_path, capsys, monkeypatch):
-    import hashlib
-
     from resshift_core import registry
 
     unet, vae = write_tiny_checkpoints(tmp_path / "made", "bicsr")
     payload = unet.read_bytes()
     with serving(payload) as base:
-        entry = registry.RegistryEntry(
-            name="test_cli_download",
-            file="test_cli_download.safetensors",
-            url=f"{base}/f",
-            part="unet",
-            what="test",
-            sha256=hashlib.sha256(payload).hexdigest(),
-            size_bytes=len(payload),
-            license="test",
-            preset="bicsr_x4_s4",
-            vae="autoencoder_vq_f4",
-        )
+        entry = served_entry("test_cli_download", f"{base}/f", payload)
         real_entries = registry.entries
         monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), entry])
         models = tmp_path / "models"

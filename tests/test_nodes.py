@@ -2,7 +2,6 @@
 modular chain against the pipeline, batches and seeds, progress and interrupt, memory through
 the host, out-of-memory retries, dtype choice, wrong files, and downloads on first use."""
 
-import hashlib
 import inspect
 import re
 import sys
@@ -10,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import one_torch_thread, serving
+from conftest import one_torch_thread, served_entry, serving
 from fake_comfy import (
     WIDGET_TYPES,
     declared_inputs,
@@ -504,18 +503,7 @@ def test_published_checkpoint_is_fetched_on_first_use_with_a_progress_bar(comfy,
     base, payload = served_checkpoint
     monkeypatch.delenv("RESSHIFT_OFFLINE")
     real_entries = registry.entries
-    entry = registry.RegistryEntry(
-        name="test_bicsr_download",
-        file="test_bicsr_download.safetensors",
-        url=f"{base}/test_bicsr_download",
-        part="unet",
-        what="test",
-        sha256=hashlib.sha256(payload).hexdigest(),
-        size_bytes=len(payload),
-        license="test",
-        preset="bicsr_x4_s4",
-        vae="autoencoder_vq_f4",
-    )
+    entry = served_entry("test_bicsr_download", f"{base}/test_bicsr_download", payload)
     monkeypatch.setattr(registry, "entries", lambda: [*real_entries(), entry])
     assert entry.file in comfy.nodes["ResShiftModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
     (model,) = comfy.run("ResShiftModelLoader", model_name=entry.file, preset="auto", dtype="auto")
