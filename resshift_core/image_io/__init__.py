@@ -39,7 +39,7 @@ from .listing import IMAGE_EXTENSIONS, list_images
 from .loaded import LoadedImage
 from .reading import load_image
 from .size_limit import MAX_PIXELS
-from .writing import save_image
+from .writing import save_image, save_image_bands
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -48,4 +48,5 @@ __all__ = [
     "list_images",
     "load_image",
     "save_image",
+    "save_image_bands",
 ]

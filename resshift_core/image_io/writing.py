@@ -1,8 +1,10 @@
-"""save_image: tensors to a PNG (8 or 16 bits), JPEG, WebP, TIFF or BMP file, written atomically."""
+"""save_image and save_image_bands: tensors (whole, or as row bands) to a PNG (8 or 16 bits), JPEG,
+WebP, TIFF or BMP file, written atomically."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -10,10 +12,10 @@ import numpy as np
 import torch
 
 from ..errors import ImageError
-from . import png16
 from .atomic_write import write_atomic
 from .icc import icc_space
 from .output_format import MAX_SIDE, output_format
+from .png_stream import PngStream
 from .quantize import as_chw, quantize
 
 
@@ -47,6 +49,16 @@ def _pillow_writer(pixels: np.ndarray, fmt: str, icc_profile: bytes | None, qual
     return write
 
 
+class _BandsFailed(BaseException):
+    """Carries an error raised while the bands were being computed out of write_atomic (which
+    removes the temporary file and passes BaseExceptions on), so it is not reported as a write
+    error."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
+
+
 def save_image(
     path: str | os.PathLike,
     rgb: Any,
@@ -63,11 +75,50 @@ def save_image(
     rgb: float 3xHxW (or 1xHxW / HxW gray) in [0, 1]; values are clamped to [0, 1] and rounded to
     the nearest level. alpha: float 1xHxW (or HxW) or None. bit_depth: 8, or 16 (PNG only).
     grayscale: write one gray channel (the first channel when all three are equal, else Rec.601 luma);
-    a 1-channel rgb is always written gray. format: "png", "jpeg", "webp" (also "tiff", "bmp");
+    a 1-channel rgb is always written gray. format: "png", "jpeg" or "webp" (also "tiff", "bmp");
     default from the file ending. icc_profile: embedded when it matches the written colour type
     (an RGB profile for colour output, a gray one for gray output; WebP output is always RGB), and
     silently left out otherwise. quality: JPEG and WebP quality. NaN or infinite values, alpha in a
     JPEG/BMP, or 16 bits in a format other than PNG raise ImageError and write nothing.
+    """
+    path = Path(path)
+    x = as_chw(rgb, "image", path)
+    alpha_rows = None if alpha is None else (lambda first, stop: as_chw(alpha, "alpha", path)[:, first:stop])
+    return save_image_bands(
+        path,
+        int(x.shape[1]),
+        int(x.shape[2]),
+        [(0, x)],
+        alpha_rows,
+        channels=int(x.shape[0]),
+        bit_depth=bit_depth,
+        grayscale=grayscale,
+        format=format,
+        icc_profile=icc_profile,
+        quality=quality,
+    )
+
+
+def save_image_bands(
+    path: str | os.PathLike,
+    height: int,
+    width: int,
+    bands: Iterable[tuple[int, Any]],
+    alpha_rows: Callable[[int, int], Any] | None = None,
+    *,
+    channels: int = 3,
+    bit_depth: int = 8,
+    grayscale: bool = False,
+    format: str | None = None,
+    icc_profile: bytes | None = None,
+    quality: int = 95,
+) -> Path:
+    """`save_image` for an image given as row bands: `(first_row, rgb_rows)` pairs, top to
+    bottom, each `channels` x h x `width` in [0, 1] (see resshift_core.row_bands), and
+    `alpha_rows(first, stop)` giving the alpha rows to match. A PNG is written band by band as
+    the bands are computed (`png_stream`), so memory follows a band; other formats gather the
+    8-bit samples first (their encoders take whole images). An error while the bands are being
+    computed leaves nothing written and is raised as it is.
     """
     path = Path(path)
     fmt = output_format(path, format)
@@ -78,49 +129,86 @@ def save_image(
             f"cannot save {path} with 16 bits per sample: only PNG holds 16 bits here; "
             f"name the output .png or use bit_depth=8"
         )
-    if alpha is not None and fmt in ("JPEG", "BMP"):
+    if alpha_rows is not None and fmt in ("JPEG", "BMP"):
         raise ImageError(
             f"cannot save {path}: {fmt} cannot store transparency (alpha); "
             f"save as .png (or .webp) instead, or drop the alpha channel"
         )
-    x = as_chw(rgb, "image", path)
-    if x.shape[0] not in (1, 3):
-        hint = "; pass the 4th channel as alpha=" if x.shape[0] == 4 else ""
+    if channels not in (1, 3):
+        hint = "; pass the 4th channel as alpha=" if channels == 4 else ""
+        raise ImageError(f"cannot save {path}: the image must have 1 or 3 channels (CxHxW), got {channels}{hint}")
+    if height == 0 or width == 0:
+        raise ImageError(f"cannot save {path}: the image is empty ({width}x{height})")
+    if max(height, width) > MAX_SIDE[fmt]:
         raise ImageError(
-            f"cannot save {path}: the image must have 1 or 3 channels (CxHxW), got shape {tuple(x.shape)}{hint}"
-        )
-    h, w = int(x.shape[1]), int(x.shape[2])
-    if h == 0 or w == 0:
-        raise ImageError(f"cannot save {path}: the image is empty ({w}x{h})")
-    if max(h, w) > MAX_SIDE[fmt]:
-        raise ImageError(
-            f"cannot save {path}: {w}x{h} is larger than {fmt} allows ({MAX_SIDE[fmt]} pixels a side); "
+            f"cannot save {path}: {width}x{height} is larger than {fmt} allows ({MAX_SIDE[fmt]} pixels a side); "
             f"save as .png instead"
         )
-    a = None
-    if alpha is not None:
-        a = as_chw(alpha, "alpha", path)
-        if a.shape[0] != 1 or tuple(a.shape[1:]) != (h, w):
-            raise ImageError(f"cannot save {path}: alpha must be 1x{h}x{w} to match the image, got {tuple(a.shape)}")
-
-    gray = (grayscale or x.shape[0] == 1) and fmt != "WEBP"  # WebP has no gray mode
-    if x.shape[0] == 3 and gray:
-        x = _one_gray_channel(x)
-    elif x.shape[0] == 1 and not gray:
-        x = x.expand(3, -1, -1)
+    gray = (grayscale or channels == 1) and fmt != "WEBP"  # WebP has no gray mode
     maxval = 65535 if bit_depth == 16 else 255
-    pixels = quantize(x, maxval, "image", path)
-    if a is not None:
-        pixels = np.concatenate([pixels, quantize(a, maxval, "alpha", path)], axis=2)
-
-    if icc_space(icc_profile) != (b"GRAY" if pixels.shape[2] <= 2 else b"RGB "):
+    out_channels = (1 if gray else 3) + (alpha_rows is not None)
+    if icc_space(icc_profile) != (b"GRAY" if out_channels <= 2 else b"RGB "):
         icc_profile = None
 
-    if fmt == "PNG" and bit_depth == 16:
-        # imagecodecs' lookup happens inside write(): a missing package then leaves no temporary file
+    def samples(first: int, rows: Any) -> np.ndarray:
+        x = as_chw(rows, "image", path)
+        if x.shape[0] != channels or x.shape[2] != width:
+            raise ImageError(
+                f"cannot save {path}: a band of shape {tuple(x.shape)} does not fit {channels}x{height}x{width}"
+            )
+        if x.shape[0] == 3 and gray:
+            x = _one_gray_channel(x)
+        elif x.shape[0] == 1 and not gray:
+            x = x.expand(3, -1, -1)
+        pixels = quantize(x, maxval, "image", path)
+        if alpha_rows is not None:
+            a = as_chw(alpha_rows(first, first + x.shape[1]), "alpha", path)
+            if a.shape[0] != 1 or tuple(a.shape[1:]) != tuple(x.shape[1:]):
+                raise ImageError(
+                    f"cannot save {path}: alpha must be 1x{height}x{width} to match the image, got {tuple(a.shape)}"
+                )
+            pixels = np.concatenate([pixels, quantize(a, maxval, "alpha", path)], axis=2)
+        return pixels
+
+    def each_band() -> Iterator[tuple[int, np.ndarray]]:
+        expected = 0
+        iterator = iter(bands)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except BaseException as exc:
+                raise _BandsFailed(exc) from None
+            first, rows = item
+            if first != expected:
+                raise ImageError(
+                    f"cannot save {path}: bands must follow one another (row {first}, expected {expected})"
+                )
+            pixels = samples(first, rows)
+            expected += pixels.shape[0]
+            yield first, pixels
+        if expected != height:
+            raise ImageError(f"cannot save {path}: the bands hold {expected} rows, the image {height}")
+
+    if fmt == "PNG":
+
         def write(f: BinaryIO) -> None:
-            f.write(png16.encode(pixels, icc_profile))
+            stream = PngStream(f, width, height, out_channels, bit_depth, icc_profile)
+            for _, pixels in each_band():
+                stream.write(pixels)
+            stream.close()
+
     else:
-        write = _pillow_writer(pixels, fmt, icc_profile, quality)
-    write_atomic(path, write)
+
+        def write(f: BinaryIO) -> None:
+            whole = np.empty((height, width, out_channels), dtype=np.uint8)
+            for first, pixels in each_band():
+                whole[first : first + pixels.shape[0]] = pixels
+            _pillow_writer(whole, fmt, icc_profile, quality)(f)
+
+    try:
+        write_atomic(path, write)
+    except _BandsFailed as failed:
+        raise failed.error from None
     return path
