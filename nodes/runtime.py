@@ -318,7 +318,7 @@ def sample(
         host.check_interrupt()
         if progress is not None:
             preview = None
-            if size is not None and preview_map is not None:
+            if size is not None and preview_map is not None and info.denoised is not None:
                 preview = host.preview_image(preview_map(info.denoised, size), size)
             progress(info.index + 1, preview)
 

@@ -6,15 +6,15 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .errors import ImageError, InputError
-from .image_io import LoadedImage, list_images, load_image, save_image
+from .image_io import LoadedImage, list_images, load_image, save_image_bands
 from .memory_estimate import available_memory_bytes, too_large_message
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .request_checks import check_seeds, check_tile_sizes
+from .row_bands import bicubic_rows
 from .sampler import StepInfo
 
 
@@ -76,11 +76,14 @@ def mask_tensor(mask: LoadedImage) -> torch.Tensor:
     return torch.cat(channels)[None]
 
 
-def upscale_alpha(alpha: torch.Tensor, sf: int) -> torch.Tensor:
-    """The network restores RGB only; transparency is carried along by bicubic upsampling."""
-    if sf == 1:
-        return alpha
-    return F.interpolate(alpha[None], scale_factor=sf, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+def alpha_band_source(alpha: torch.Tensor, sf: int):
+    """Rows of the upscaled alpha (1 x h x W) for `save_image_bands`: the network restores RGB
+    only; transparency is carried along by bicubic upsampling, a band at a time."""
+
+    def rows(first: int, stop: int) -> torch.Tensor:
+        return bicubic_rows(alpha[None], sf, first, stop)[0].clamp(0, 1)
+
+    return rows
 
 
 def _complete_earlier_output(src: Path, dst: Path, sf: int) -> bool:
@@ -141,7 +144,7 @@ def run_upscale(args) -> int:
                     tell(f"note: {src} is animated ({img.frames} frames): only its first frame is restored")
                 mask_path = find_mask(args.mask, src)
                 mask = mask_tensor(load_image(mask_path)) if mask_path else None
-                result = pipe.restore(
+                bands = pipe.restore_bands(
                     img.rgb[None],
                     mask,
                     seeds=[args.seed],
@@ -149,9 +152,9 @@ def run_upscale(args) -> int:
                     callback=on_step,
                     tiling=tiling,
                     color_fix=args.color_fix,
-                )[0].cpu()
-                alpha = upscale_alpha(img.alpha, pipe.sf) if img.alpha is not None else None
-                if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg"):
+                )
+                alpha_rows = None if img.alpha is None else alpha_band_source(img.alpha, pipe.sf)
+                if alpha_rows is not None and dst.suffix.lower() in (".jpg", ".jpeg"):
                     tell(f"note: {src} has transparency, which JPEG cannot hold: writing {dst.with_suffix('.png')}")
                     dst = dst.with_suffix(".png")
                 bits = img.bit_depth if dst.suffix.lower() == ".png" else 8
@@ -160,7 +163,18 @@ def run_upscale(args) -> int:
                         f"note: {src} has {img.bit_depth} bits per sample; {dst.name} holds 8 "
                         "(use --format png to keep them)"
                     )
-                save_image(dst, result, alpha, bit_depth=bits, grayscale=img.grayscale, icc_profile=img.icc_profile)
+                # The result goes to the file a band of rows at a time as it is computed (PNG), so
+                # a large output never exists whole in floating point.
+                save_image_bands(
+                    dst,
+                    img.height * pipe.sf,
+                    img.width * pipe.sf,
+                    ((first, rows[0]) for first, rows in bands),
+                    alpha_rows,
+                    bit_depth=bits,
+                    grayscale=img.grayscale,
+                    icc_profile=img.icc_profile,
+                )
                 if progress is not None:
                     progress.write(f"{src} -> {dst}", file=sys.stderr)
             except (ImageError, InputError) as exc:  # one bad file does not stop the batch

@@ -21,6 +21,9 @@ from .errors import InputError
 
 METHODS = ("none", "wavelet", "adain")
 WAVELET_LEVELS = 5
+# Rows (and columns) an output pixel of the wavelet fix depends on, either side: the blurs'
+# radii 1 + 2 + ... + 2**(levels-1). Row bands fixed with this much context are exact.
+WAVELET_REACH = 2**WAVELET_LEVELS - 1
 
 _KERNEL = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16.0
 
@@ -98,4 +101,12 @@ def color_fix(output: torch.Tensor, reference: torch.Tensor, method: str = "none
     raise InputError(f"unknown colour fix {method!r}; choose one of {', '.join(METHODS)}")
 
 
-__all__ = ["METHODS", "adain_color_fix", "color_fix", "reference_like", "wavelet_color_fix", "wavelet_decomposition"]
+__all__ = [
+    "METHODS",
+    "WAVELET_REACH",
+    "adain_color_fix",
+    "color_fix",
+    "reference_like",
+    "wavelet_color_fix",
+    "wavelet_decomposition",
+]

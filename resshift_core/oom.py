@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -54,4 +54,40 @@ def retry_with_smaller_tiles(
         tiling = smaller
 
 
-__all__ = ["free_accelerator_memory", "is_out_of_memory", "retry_with_smaller_tiles"]
+def retry_bands_with_smaller_tiles(
+    stage: str,
+    tiling: TilingConfig,
+    work: Callable[[TilingConfig], Iterable[tuple[int, torch.Tensor]]],
+    *,
+    oom_check: Callable[[BaseException], bool],
+    on_out_of_memory: Callable[[str, TilingConfig], None] | None,
+    device: torch.device,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """`retry_with_smaller_tiles` for work that yields row bands (see `row_bands`): after an
+    out-of-memory error the work starts again with smaller tiles, and only the rows not yet
+    yielded are passed on (the bands already given away cannot be taken back)."""
+    emitted = 0
+    while True:
+        try:
+            for first, rows in work(tiling):
+                stop = first + rows.shape[-2]
+                if stop <= emitted:
+                    continue
+                skip = max(0, emitted - first)  # rows an attempt before this one gave already
+                yield first + skip, rows[..., skip:, :]
+                emitted = stop
+            return
+        except Exception as exc:
+            if not oom_check(exc):
+                raise
+            smaller = tiling.smaller(stage)
+            if smaller is None:
+                raise
+        if on_out_of_memory is not None:
+            on_out_of_memory(stage, smaller)
+        else:
+            free_accelerator_memory(device)
+        tiling = smaller
+
+
+__all__ = ["free_accelerator_memory", "is_out_of_memory", "retry_bands_with_smaller_tiles", "retry_with_smaller_tiles"]

@@ -11,7 +11,7 @@ The command line and the ComfyUI nodes call these; each takes and returns plain 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints.loading import LoadedModel
+from .colorfix import WAVELET_REACH
 from .colorfix import color_fix as apply_color_fix
 from .errors import ArchitectureError, InputError
 from .inpaint_masks import blacken_holes, normalize_masks
 from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
-from .oom import is_out_of_memory, retry_with_smaller_tiles
+from .oom import is_out_of_memory, retry_bands_with_smaller_tiles, retry_with_smaller_tiles
 from .pairing import check_pair, lq_per_latent
 from .presets import DiffusionPreset
 from .request_checks import (
@@ -35,14 +36,17 @@ from .request_checks import (
     display_name,
     resolve_steps,
 )
+from .row_bands import Band, bicubic_rows, crop, gather, windowed
 from .sampler import NOISE_MAP, ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
+from .streamed_chain import can_stream_chain, streamed_one_step
 from .tiling import (
     Padding,
     Tile,
     TilePlan,
     TilingConfig,
     auto_tiling,
+    blend_rows,
     blend_tiles,
     crop_padding,
     pad_to_multiple,
@@ -435,16 +439,31 @@ class ResShiftPipeline:
     @torch.no_grad()
     def decode_raw(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None = None) -> torch.Tensor:
         """Decoded image in [-1, 1], unclamped, cropped to sf x the original size."""
-        z0 = z0 / self.preset.scale_factor
-        if self.pixel_space:
-            out = z0.float()
-        elif tiling is None:
-            out = self.vae_net.decode(self._to_device(z0), quantize=self.preset.quantize).float()
-        else:
-            out = self._retrying("vae", tiling, lambda tc: self._decode_tiled(z0, tc))
-        return crop_padding(out, prepared.padding, self.sf)
+        return gather(self.decode_bands(z0, prepared, tiling))
 
-    def _decode_tiled(self, z0: torch.Tensor, tiling: TilingConfig) -> torch.Tensor:
+    def decode_bands(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None = None) -> Iterator[Band]:
+        """`decode_raw` as row bands, top to bottom (see `row_bands`): tiled, each row of VQGAN
+        tiles is blended and handed on before the next is decoded, so the full-resolution float
+        image is never held whole."""
+        z0 = z0 / self.preset.scale_factor
+        height, width = prepared.padding.height * self.sf, prepared.padding.width * self.sf
+        bands: Iterable[Band]
+        if self.pixel_space:
+            bands = [(0, z0.float())]
+        elif tiling is None:
+            bands = [(0, self.vae_net.decode(self._to_device(z0), quantize=self.preset.quantize).float())]
+        else:
+            bands = retry_bands_with_smaller_tiles(
+                "vae",
+                tiling,
+                lambda tc: self._decode_rows(z0, tc),
+                oom_check=self.oom_check,
+                on_out_of_memory=self.on_out_of_memory,
+                device=self.device,
+            )
+        return crop(bands, height, width)
+
+    def _decode_rows(self, z0: torch.Tensor, tiling: TilingConfig) -> Iterator[Band]:
         z0 = z0.to(tiling.host)
         plan = TilePlan(z0.shape[-2], z0.shape[-1], tiling.vae_tile, tiling.vae_overlap)
 
@@ -452,7 +471,7 @@ class ResShiftPipeline:
             zs = torch.cat([_crop(z0, tile.slices()) for tile in tiles])
             return self.vae_net.decode(self._to_device(zs), quantize=self.preset.quantize).float()
 
-        return blend_tiles(
+        return blend_rows(
             run,
             plan,
             batch_size=tiling.vae_batch,
@@ -462,14 +481,38 @@ class ResShiftPipeline:
             host=tiling.host,
         )
 
-    def to_image(self, decoded: torch.Tensor, prepared: Prepared, paste_known: bool = True) -> torch.Tensor:
-        """[-1, 1] -> [0, 1]; for inpainting the known pixels are pasted back (published mask_back)."""
+    def _known_rows(self, prepared: Prepared, first: int, stop: int, device: torch.device):
+        """(hole, lq) rows in [0, 1] at the output's size, for pasting the known pixels back."""
+        if prepared.mask is None:
+            return None
+        hole = crop_padding(prepared.mask, prepared.padding)[..., first:stop, :].to(device)
+        lq = crop_padding(prepared.lq, prepared.padding)[..., first:stop, :].to(device)
+        return (hole + 1) / 2, (lq + 1) / 2
+
+    def to_image(
+        self, decoded: torch.Tensor, prepared: Prepared, paste_known: bool = True, first_row: int = 0
+    ) -> torch.Tensor:
+        """[-1, 1] -> [0, 1]; for inpainting the known pixels are pasted back (published mask_back).
+        `decoded` may be the rows from `first_row` on of the output."""
         out = (decoded.clamp(-1, 1) + 1) / 2
-        if prepared.mask is not None and paste_known:
-            hole = crop_padding((prepared.mask.to(out.device) + 1) / 2, prepared.padding)
-            lq = crop_padding((prepared.lq.to(out.device) + 1) / 2, prepared.padding)
+        known = self._known_rows(prepared, first_row, first_row + out.shape[-2], out.device) if paste_known else None
+        if known is not None:
+            hole, lq = known
             out = out * hole + lq * (1 - hole)
         return out
+
+    def _color_fixed(self, decoded: torch.Tensor, prepared: Prepared, first: int, method: str) -> torch.Tensor:
+        """Rows first.. of `finish` with a colour fix, from the decoded rows alone."""
+        restored = self.to_image(decoded, prepared, paste_known=False, first_row=first)
+        stop = first + decoded.shape[-2]
+        if prepared.mask is None:
+            lq = crop_padding(prepared.lq, prepared.padding)
+            reference = bicubic_rows(lq, self.sf, first, stop, values=lambda x: (x.to(restored.device) + 1) / 2)
+            reference = reference.clamp(0, 1)
+        else:
+            reference = self.to_image(decoded, prepared, first_row=first)
+        fixed = apply_color_fix(restored, reference, method)
+        return self.to_image(fixed * 2 - 1, prepared, first_row=first)
 
     def finish(self, decoded: torch.Tensor, prepared: Prepared, color_fix: str = "none") -> torch.Tensor:
         """The decoded batch ([-1, 1], cropped) as images in [0, 1]: colour-fixed against the input
@@ -477,16 +520,22 @@ class ResShiftPipeline:
 
         For inpainting the colour reference is the pasted result itself: the input's colours where
         they are known, the restoration's own in the hole (the input has nothing there)."""
+        return gather(self.finish_bands([(0, decoded)], prepared, color_fix))
+
+    def finish_bands(self, bands: Iterable[Band], prepared: Prepared, color_fix: str = "none") -> Iterator[Band]:
+        """`finish` over row bands of the decoded output, giving the same pixels band by band. The
+        wavelet fix is local (each band is fixed with its neighbours' rows in reach); adain needs
+        the whole image's statistics, so it gathers the bands first."""
         check_color_fix(color_fix)
         if color_fix == "none":
-            return self.to_image(decoded, prepared)
-        restored = self.to_image(decoded, prepared, paste_known=False)
-        if prepared.mask is None:
-            reference = crop_padding((prepared.lq.to(restored.device) + 1) / 2, prepared.padding)
-        else:
-            reference = self.to_image(decoded, prepared)
-        fixed = apply_color_fix(restored, reference, color_fix)
-        return self.to_image(fixed * 2 - 1, prepared)
+            return ((first, self.to_image(rows, prepared, first_row=first)) for first, rows in bands)
+        if color_fix == "adain":
+            whole = gather(bands)
+            return iter([(0, self._color_fixed(whole, prepared, 0, color_fix))])
+        height = prepared.padding.height * self.sf
+        return windowed(
+            bands, height, WAVELET_REACH, lambda window, first: self._color_fixed(window, prepared, first, color_fix)
+        )
 
     def restore(
         self,
@@ -509,6 +558,39 @@ class ResShiftPipeline:
         fits in one tile gives exactly the untiled result. `color_fix`: see `finish`.
         `callback(StepInfo)` runs after every step (raise from it to cancel).
         """
+        return gather(
+            self.restore_bands(
+                images,
+                masks,
+                seeds=seeds,
+                noise=noise,
+                steps=steps,
+                tiling=tiling,
+                color_fix=color_fix,
+                callback=callback,
+            )
+        )
+
+    def restore_bands(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        *,
+        seeds: Sequence[int] | None = None,
+        noise: NoiseSource | None = None,
+        steps: int | None = None,
+        tiling: TilingChoice = AUTO,
+        color_fix: str = "none",
+        callback: Callable[[StepInfo], None] | None = None,
+    ) -> Iterator[Band]:
+        """`restore` as row bands of the result, top to bottom (see `row_bands`); the same pixels.
+
+        Tiled, the full-resolution result is never held whole in floating point: the VQGAN
+        decodes a row of tiles at a time, and a one-step pixel-space model with seeded noise runs
+        its whole chain a row of tiles at a time (`streamed_chain`); its callback then sees
+        `x` and `denoised` as None. The arguments are checked now; the work runs as the bands
+        are taken.
+        """
         check_color_fix(color_fix)  # before any work is done
         steps = self.resolve_steps(steps)
         prepared = self.prepare(images, masks)
@@ -518,9 +600,21 @@ class ResShiftPipeline:
             if tiling != AUTO:
                 raise InputError(f"tiling must be 'auto', None or a TilingConfig, got {tiling!r}")
             tiling = self.tiling()
-        z_y = self.encode(prepared, tiling)
-        z0 = self.sample(z_y, prepared, noise, steps=steps, callback=callback, tiling=tiling)
-        return self.finish(self.decode_raw(z0, prepared, tiling), prepared, color_fix)
+        chosen: TilingConfig | None = tiling
+
+        def bands() -> Iterator[Band]:
+            if chosen is not None and can_stream_chain(self, steps, noise):
+                assert isinstance(noise, SeededNoise)
+                height, width = prepared.padding.height * self.sf, prepared.padding.width * self.sf
+                decoded = crop(streamed_one_step(self, prepared, noise, chosen, callback), height, width)
+            else:
+                z_y = self.encode(prepared, chosen)
+                z0 = self.sample(z_y, prepared, noise, steps=steps, callback=callback, tiling=chosen)
+                del z_y
+                decoded = self.decode_bands(z0, prepared, chosen)
+            yield from self.finish_bands(decoded, prepared, color_fix)
+
+        return bands()
 
 
 __all__ = ["AUTO", "ExplicitNoise", "Prepared", "ResShiftPipeline", "SeededNoise", "is_out_of_memory"]

@@ -42,8 +42,10 @@ class StepInfo:
     index: int  # 0 .. total-1, in the order the steps run
     total: int
     timestep: int  # the trained timestep the network saw
-    x: torch.Tensor  # the state after this step
-    denoised: torch.Tensor  # the network's x0 estimate at this step
+    # The state after this step and the network's x0 estimate; None where the chain never
+    # holds them whole (a streamed chain, see streamed_chain).
+    x: torch.Tensor | None
+    denoised: torch.Tensor | None
 
 
 class ExplicitNoise:
@@ -97,10 +99,14 @@ def _batch_timesteps(t: int, like: torch.Tensor) -> torch.Tensor:
 def prior_sample(z_y: torch.Tensor, schedule: Schedule, noise: NoiseSource, prior: str = "eta") -> torch.Tensor:
     """x_T = z_y + kappa sqrt(eta_T) z ("eta", published), or z_y + kappa z ("kappa", the
     Distilled-ResShift students)."""
+    return z_y + prior_scale(schedule, prior) * noise(0, z_y)
+
+
+def prior_scale(schedule: Schedule, prior: str = "eta") -> float:
+    """The standard deviation of the prior around z_y (see `prior_sample`)."""
     if prior not in ("eta", "kappa"):
         raise ValueError(f"unknown prior {prior!r}: choose eta or kappa")
-    scale = schedule.kappa * (float(schedule.sqrt_etas[-1]) if prior == "eta" else 1.0)
-    return z_y + scale * noise(0, z_y)
+    return schedule.kappa * (float(schedule.sqrt_etas[-1]) if prior == "eta" else 1.0)
 
 
 @torch.no_grad()
@@ -133,15 +139,24 @@ def sample(
     for i, index in enumerate(reversed(range(total))):
         t_model = _batch_timesteps(schedule.timesteps[index], x)
         scale = schedule.input_scale(index, latent) if normalize_input else 1.0
-        denoised = denoise(x / scale if scale != 1.0 else x, t_model).float()
-        if predict == "residual":
-            denoised = z_y - denoised
-        if clip_denoised:
-            denoised = denoised.clamp(-1.0, 1.0)
+        output = denoise(x / scale if scale != 1.0 else x, t_model)
+        denoised = x0_estimate(output, z_y, predict=predict, clip=clip_denoised)
         x = posterior_step(x, denoised, index, schedule, noise, draw_index=i + 1)
         if callback is not None:
             callback(StepInfo(i, total, schedule.timesteps[index], x, denoised))
     return x
+
+
+def x0_estimate(
+    output: torch.Tensor, z_y: torch.Tensor, *, predict: str = "xstart", clip: bool = False
+) -> torch.Tensor:
+    """The network's output as an x0 estimate (see `sample`'s `predict`), clipped to [-1, 1] if `clip`."""
+    denoised = output.float()
+    if predict == "residual":
+        denoised = z_y - denoised
+    if clip:
+        denoised = denoised.clamp(-1.0, 1.0)
+    return denoised
 
 
 def posterior_step(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -152,6 +152,58 @@ class TilePlan:
         return self._weights[key]
 
 
+def blend_rows(
+    run: Callable[[list[Tile]], torch.Tensor],
+    plan: TilePlan,
+    *,
+    batch_size: int,
+    out_channels: int,
+    out_scale: int = 1,
+    images: int = 1,
+    host: torch.device | str = "cpu",
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Run `run` over the plan's tiles and yield the blended result in row bands, top to bottom.
+
+    `run(tiles)` returns the outputs of those tiles stacked tile-major: (len(tiles) * images)
+    x C x (h * out_scale) x (w * out_scale); it is called `batch_size` tiles at a time within a
+    row of tiles. Each band `(first_row, rows)` (rows in output units) is final: no later tile
+    touches it. Only the rows that tiles still touch are held on `host`, so memory follows a
+    row of tiles, not the image. Every pixel sums the same tiles in the same order as a whole-
+    image blend would, so the bands are exactly that blend cut into pieces. One tile covering
+    everything is yielded as it is, so an image that fits in a tile gives the untiled result.
+    """
+    if plan.is_whole:
+        yield 0, run(plan.tiles).to(host)
+        return
+    s = out_scale
+    starts = sorted({t.y0 for t in plan.tiles})
+    top = 0  # first output row not yet yielded; the accumulators begin there
+    out = torch.zeros(images, out_channels, 0, plan.width * s, device=host)
+    total = torch.zeros(1, 1, 0, plan.width * s, device=host)
+    for r, y in enumerate(starts):
+        row = [(i, t) for i, t in enumerate(plan.tiles) if t.y0 == y]
+        end = max((t.y0 + t.h) * s for _, t in row)
+        if end - top > out.shape[-2]:  # grow the accumulators down to this row's bottom edge
+            grow = end - top - out.shape[-2]
+            out = torch.cat([out, out.new_zeros(*out.shape[:2], grow, out.shape[-1])], dim=-2)
+            total = torch.cat([total, total.new_zeros(1, 1, grow, total.shape[-1])], dim=-2)
+        for first in range(0, len(row), batch_size):
+            chunk = row[first : first + batch_size]
+            result = run([t for _, t in chunk]).to(device=host, dtype=torch.float32)
+            for k, (i, tile) in enumerate(chunk):
+                w = plan.weight(i, s).to(host)
+                ys, xs = tile.slices(s)
+                ys = slice(ys.start - top, ys.stop - top)
+                out[:, :, ys, xs] += result[k * images : (k + 1) * images] * w
+                total[:, :, ys, xs] += w
+        done = starts[r + 1] * s if r + 1 < len(starts) else plan.height * s
+        if done > top:
+            n = done - top
+            yield top, out[:, :, :n] / total[:, :, :n]
+            out, total = out[:, :, n:].clone(), total[:, :, n:].clone()
+            top = done
+
+
 def blend_tiles(
     run: Callable[[list[Tile]], torch.Tensor],
     plan: TilePlan,
@@ -162,26 +214,14 @@ def blend_tiles(
     images: int = 1,
     host: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Run `run` over the plan's tiles `batch_size` at a time and blend the results on `host`.
-
-    `run(tiles)` returns the outputs of those tiles stacked tile-major: (len(tiles) * images)
-    x C x (h * out_scale) x (w * out_scale). Only the tiles in flight live on the compute
-    device; the blended whole stays in host memory. One tile covering everything is returned
-    as it is, so an image that fits in a tile gives exactly the untiled result.
-    """
-    if plan.is_whole:
-        return run(plan.tiles).to(host)
-    out = torch.zeros(images, out_channels, plan.height * out_scale, plan.width * out_scale, device=host)
-    total = torch.zeros(1, 1, plan.height * out_scale, plan.width * out_scale, device=host)
-    for first in range(0, len(plan.tiles), batch_size):
-        chunk = plan.tiles[first : first + batch_size]
-        result = run(chunk).to(device=host, dtype=torch.float32)
-        for i, tile in enumerate(chunk):
-            w = plan.weight(first + i, out_scale).to(host)
-            ys, xs = tile.slices(out_scale)
-            out[:, :, ys, xs] += result[i * images : (i + 1) * images] * w
-            total[:, :, ys, xs] += w
-    return out / total
+    """`blend_rows` gathered into the whole blended image (held on `host`)."""
+    bands = [
+        rows
+        for _, rows in blend_rows(
+            run, plan, batch_size=batch_size, out_channels=out_channels, out_scale=out_scale, images=images, host=host
+        )
+    ]
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=-2)
 
 
 @dataclass(frozen=True)
