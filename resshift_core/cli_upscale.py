@@ -10,7 +10,7 @@ import torch
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image_bands
-from .memory_estimate import available_memory_bytes, too_large_message
+from .memory_estimate import available_memory_bytes, how_to_lower, memory_model, too_large_message
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .request_checks import check_seeds, check_tile_sizes
@@ -109,6 +109,9 @@ def run_upscale(args) -> int:
     steps = pipe.resolve_steps(args.steps)
     _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
+    streams = pipe.streams_chain(steps)
+    memory = memory_model(pipe.pixel_space, streams, args.color_fix)
+    lower_memory = how_to_lower(pipe.pixel_space, streams, args.color_fix)
     progress = None
     if not args.no_progress:
         from tqdm.auto import tqdm
@@ -136,7 +139,7 @@ def run_upscale(args) -> int:
             try:
                 img = load_image(src)
                 too_large = too_large_message(
-                    str(src), img.width, img.height, pipe.sf, pipe.pixel_space, available_memory_bytes()
+                    str(src), img.width, img.height, pipe.sf, memory, available_memory_bytes(), lower_memory
                 )
                 if too_large:
                     raise ImageError(too_large)

@@ -36,7 +36,7 @@ from .request_checks import (
     display_name,
     resolve_steps,
 )
-from .row_bands import Band, bicubic_rows, crop, gather, windowed
+from .row_bands import FINISH_ROWS, Band, bicubic_rows, crop, gather, split, windowed
 from .sampler import NOISE_MAP, ExplicitNoise, NoiseSource, SeededNoise, StepInfo, sample
 from .schedule import make_schedule
 from .streamed_chain import can_stream_chain, streamed_one_step
@@ -245,6 +245,11 @@ class ResShiftPipeline:
             mask, _ = pad_to_multiple(hole * 2 - 1, self.lr_multiple)
         lq, padding = pad_to_multiple(lq, self.lr_multiple)
         return Prepared(lq=lq, mask=mask, padding=padding, sf=self.sf)
+
+    def streams_chain(self, steps: int) -> bool:
+        """Whether a tiled `restore_bands` with seeded noise runs the whole chain a row of tiles at
+        a time (`streamed_chain`): a one-step pixel-space model without a noise-map input."""
+        return self.pixel_space and steps == 1 and not self.unet_config.noise_channels
 
     def resolve_steps(self, steps: int | None) -> int:
         """The number of sampling steps to run (see `request_checks.resolve_steps`)."""
@@ -471,7 +476,7 @@ class ResShiftPipeline:
             zs = torch.cat([_crop(z0, tile.slices()) for tile in tiles])
             return self.vae_net.decode(self._to_device(zs), quantize=self.preset.quantize).float()
 
-        return blend_rows(
+        bands = blend_rows(
             run,
             plan,
             batch_size=tiling.vae_batch,
@@ -480,6 +485,7 @@ class ResShiftPipeline:
             images=z0.shape[0],
             host=tiling.host,
         )
+        return split(bands, FINISH_ROWS)
 
     def _known_rows(self, prepared: Prepared, first: int, stop: int, device: torch.device):
         """(hole, lq) rows in [0, 1] at the output's size, for pasting the known pixels back."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 Band = tuple[int, torch.Tensor]
 
 BICUBIC_REACH = 2  # input rows a bicubic kernel reads beyond the rows it interpolates between
+FINISH_ROWS = 128  # rows at a time for the elementwise steps after the networks
 
 
 def gather(bands: Iterable[Band]) -> torch.Tensor:
@@ -28,6 +29,14 @@ def crop(bands: Iterable[Band], height: int, width: int) -> Iterator[Band]:
         stop = min(first + rows.shape[-2], height)
         if stop > first:
             yield first, rows[..., : stop - first, :width]
+
+
+def split(bands: Iterable[Band], most: int) -> Iterator[Band]:
+    """The same rows in bands of at most `most` rows, so that the elementwise work after a
+    large band (its copies and temporaries) takes memory for `most` rows only."""
+    for first, rows in bands:
+        for start in range(0, rows.shape[-2], most):
+            yield first + start, rows[..., start : start + most, :]
 
 
 def bicubic_rows(
@@ -78,4 +87,4 @@ def windowed(
         held, held_from = held[..., keep - held_from :, :].clone(), keep
 
 
-__all__ = ["BICUBIC_REACH", "Band", "bicubic_rows", "crop", "gather", "windowed"]
+__all__ = ["BICUBIC_REACH", "FINISH_ROWS", "Band", "bicubic_rows", "crop", "gather", "split", "windowed"]

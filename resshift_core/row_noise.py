@@ -61,7 +61,7 @@ class _Cursor:
     def release(self, before: int) -> None:
         """Forget values before stream position `before`."""
         drop = min(max(0, before - self.held_from), self.held.numel())
-        if drop:
+        if drop and 2 * drop >= self.held.numel():  # compact once most values are used, not every band
             self.held = self.held[drop:].clone()
             self.held_from += drop
 

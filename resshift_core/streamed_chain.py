@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .oom import retry_bands_with_smaller_tiles
-from .row_bands import Band, bicubic_rows
+from .row_bands import FINISH_ROWS, Band, bicubic_rows, split
 from .row_noise import NoiseRows
 from .sampler import NoiseSource, SeededNoise, StepInfo, posterior_step, prior_scale, x0_estimate
 from .schedule import Schedule, make_schedule
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def can_stream_chain(pipe: ResShiftPipeline, steps: int, noise: NoiseSource) -> bool:
     """Whether `streamed_one_step` applies: a pixel-space model without a noise-map input,
     sampled in one step from seeded noise (explicit noise tensors are whole already)."""
-    return pipe.pixel_space and steps == 1 and not pipe.unet_config.noise_channels and isinstance(noise, SeededNoise)
+    return pipe.streams_chain(steps) and isinstance(noise, SeededNoise)
 
 
 class _ChainRows:
@@ -59,7 +59,7 @@ class _ChainRows:
 
     def release(self, before: int) -> None:
         drop = before - self.first
-        if drop > 0:
+        if drop > 0 and 2 * drop >= self.z_y.shape[-2]:  # compact once most rows are done, not every band
             self.z_y, self.x = self.z_y[..., drop:, :].clone(), self.x[..., drop:, :].clone()
             self.first = before
             for field in self.fields:
@@ -93,17 +93,19 @@ def streamed_one_step(
     def run(tiles: list[Tile]) -> torch.Tensor:
         first, stop = tiles[0].y0, tiles[0].y0 + tiles[0].h  # a batch is within one row of tiles
         z_y, x = chain.rows(first, stop)
-        x_in = x / input_scale if input_scale != 1.0 else x
 
-        def crops(source: torch.Tensor) -> torch.Tensor:
+        def crops(source: torch.Tensor, divide: float = 1.0) -> torch.Tensor:
             cut = [
                 source[..., tile.y0 - first : tile.y0 - first + tile.h, tile.x0 : tile.x0 + tile.w] for tile in tiles
             ]
-            return pipe._to_device(torch.cat(cut))
+            joined = torch.cat(cut)
+            # The input normalisation is elementwise: on the crops it gives what it gives on the
+            # whole state, without a band-sized copy for every batch of tiles.
+            return pipe._to_device(joined / divide if divide != 1.0 else joined)
 
         masks = None if mask is None else crops(mask[..., first:stop, :])
         ts = t.to(pipe.device).repeat(len(tiles))
-        return net(crops(x_in), ts, lq=crops(z_y), mask=masks, noise=None).float()
+        return net(crops(x, input_scale), ts, lq=crops(z_y), mask=masks, noise=None).float()
 
     def blended(tc: TilingConfig) -> Iterator[Band]:
         plan = TilePlan(chain.height, chain.width, tc.tile, tc.overlap, net.size_multiple)
@@ -112,7 +114,7 @@ def streamed_one_step(
     bands = retry_bands_with_smaller_tiles(
         "unet", tiling, blended, oom_check=pipe.oom_check, on_out_of_memory=pipe.on_out_of_memory, device=pipe.device
     )
-    for first, output in bands:
+    for first, output in split(bands, FINISH_ROWS):
         stop = first + output.shape[-2]
         z_y, x = chain.rows(first, stop)
         denoised = x0_estimate(output, z_y, predict=preset.predict, clip=True)  # pixel space clips, as published

@@ -121,16 +121,20 @@ def _axis_ramp(start: int, size: int, segments: list[tuple[int, int]]) -> torch.
     return w
 
 
+def _scaled_ramp(start: int, size: int, segments: list[tuple[int, int]], scale: int) -> torch.Tensor:
+    ramp = _axis_ramp(start, size, segments)
+    return ramp.repeat_interleave(scale) if scale != 1 else ramp  # held constant over each unit's pixels
+
+
+def _outer(wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+    return (wy[:, None] * wx[None, :])[None, None].float()
+
+
 def blend_weight(tile: Tile, tiles: list[Tile], scale: int = 1) -> torch.Tensor:
     """Smooth 1 x 1 x h x w weight of a tile (at `scale` x plan units) for overlap blending."""
     rows = sorted({(t.y0, t.h) for t in tiles})
     cols = sorted({(t.x0, t.w) for t in tiles})
-    wy = _axis_ramp(tile.y0, tile.h, rows)
-    wx = _axis_ramp(tile.x0, tile.w, cols)
-    if scale != 1:  # ramps in plan units, held constant over each plan unit's pixels
-        wy = wy.repeat_interleave(scale)
-        wx = wx.repeat_interleave(scale)
-    return (wy[:, None] * wx[None, :])[None, None].float()
+    return _outer(_scaled_ramp(tile.y0, tile.h, rows, scale), _scaled_ramp(tile.x0, tile.w, cols, scale))
 
 
 class TilePlan:
@@ -139,17 +143,26 @@ class TilePlan:
     def __init__(self, height: int, width: int, tile: int, overlap: int, multiple: int = 1):
         self.height, self.width = height, width
         self.tiles = plan_tiles(height, width, tile, overlap, multiple)
-        self._weights: dict[tuple[int, int], torch.Tensor] = {}
+        self._rows = sorted({(t.y0, t.h) for t in self.tiles})
+        self._cols = sorted({(t.x0, t.w) for t in self.tiles})
+        # Only the 1-D ramps are kept: a huge image has hundreds of tiles, and their 2-D
+        # weights held together would take as much memory as the image.
+        self._ramps: dict[tuple[str, int, int, int], torch.Tensor] = {}
 
     @property
     def is_whole(self) -> bool:
         return len(self.tiles) == 1
 
+    def _ramp(self, axis: str, start: int, size: int, scale: int) -> torch.Tensor:
+        key = (axis, start, size, scale)
+        if key not in self._ramps:
+            self._ramps[key] = _scaled_ramp(start, size, self._rows if axis == "y" else self._cols, scale)
+        return self._ramps[key]
+
     def weight(self, index: int, scale: int = 1) -> torch.Tensor:
-        key = (index, scale)
-        if key not in self._weights:
-            self._weights[key] = blend_weight(self.tiles[index], self.tiles, scale)
-        return self._weights[key]
+        """`blend_weight` of tile `index` (made on each call from cached 1-D ramps)."""
+        tile = self.tiles[index]
+        return _outer(self._ramp("y", tile.y0, tile.h, scale), self._ramp("x", tile.x0, tile.w, scale))
 
 
 def blend_rows(

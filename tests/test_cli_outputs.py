@@ -169,10 +169,10 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, model, capsys, opt
 def test_an_image_too_large_for_the_memory_is_refused_before_any_work(tmp_path, model, capsys, monkeypatch):
     """The refusal says how much memory the output needs (the measured model in memory_estimate)."""
     from resshift_core import cli_upscale
-    from resshift_core.memory_estimate import LATENT
+    from resshift_core.memory_estimate import LATENT_STREAMED
 
     _png(tmp_path / "a.png", size=(8, 6))
-    need = LATENT.peak_bytes(8 * 4 * 6 * 4)
+    need = LATENT_STREAMED.peak_bytes(8, 6, 4)
     monkeypatch.setattr(cli_upscale, "available_memory_bytes", lambda: need - 1)
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model]) == 1
     err = capsys.readouterr().err

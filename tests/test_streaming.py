@@ -179,3 +179,27 @@ def test_an_error_while_bands_are_computed_leaves_nothing_and_is_raised_as_it_is
     with pytest.raises(ImageError, match="NaN"):
         save_image_bands(tmp_path / "z.png", 8, 8, [(0, torch.rand(3, 4, 8)), (4, torch.full((3, 4, 8), np.nan))])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_memory_refusal_names_what_would_lower_it():
+    from resshift_core.memory_estimate import (
+        LATENT_STREAMED,
+        PIXEL_STREAMED,
+        PIXEL_WHOLE,
+        how_to_lower,
+        memory_model,
+        too_large_message,
+    )
+
+    assert memory_model(True, True, "none") is PIXEL_STREAMED
+    assert memory_model(True, True, "wavelet") is PIXEL_STREAMED
+    assert memory_model(False, False, "none") is LATENT_STREAMED
+    assert memory_model(True, False, "none") is PIXEL_WHOLE  # a multi-step pixel-space chain
+    assert memory_model(True, True, "adain").per_output_pixel > 0
+    # streaming: the 12-megapixel photo x4 fits the 4 GiB; whole-image work would not
+    assert PIXEL_STREAMED.peak_bytes(4000, 3000, 4) < 4 * 2**30 < PIXEL_WHOLE.peak_bytes(4000, 3000, 4)
+    lower = how_to_lower(True, False, "adain")
+    assert "--color-fix wavelet" in lower and "--steps 1" in lower
+    message = too_large_message("big.png", 8000, 8000, 4, PIXEL_WHOLE, 2**30, lower)
+    assert message is not None and "big.png is 8000x8000" in message and "--steps 1" in message
+    assert too_large_message("a.png", 10, 10, 4, PIXEL_STREAMED, 2**40) is None
