@@ -52,8 +52,10 @@ class _ChainRows:
         if stop > have:
             z_y = bicubic_rows(self.lq, self.sf, have, stop).float()
             noise = torch.stack([field.rows(have, stop) for field in self.fields]).to(z_y.device)
+            x = noise.mul_(self.scale).add_(z_y)  # z_y + scale * noise, as prior_sample, in place
             self.z_y = torch.cat([self.z_y, z_y], dim=-2)
-            self.x = torch.cat([self.x, z_y + self.scale * noise], dim=-2)  # as prior_sample
+            self.x = torch.cat([self.x, x], dim=-2)
+            del noise, x
         lo, hi = first - self.first, stop - self.first
         return self.z_y[..., lo:hi, :], self.x[..., lo:hi, :]
 

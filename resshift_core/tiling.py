@@ -165,6 +165,13 @@ class TilePlan:
         return _outer(self._ramp("y", tile.y0, tile.h, scale), self._ramp("x", tile.x0, tile.w, scale))
 
 
+def _grown(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """`x` with zero rows added below up to `rows` (one new buffer, no concatenation copy)."""
+    out = x.new_zeros(*x.shape[:-2], rows, x.shape[-1])
+    out[..., : x.shape[-2], :] = x
+    return out
+
+
 def blend_rows(
     run: Callable[[list[Tile]], torch.Tensor],
     plan: TilePlan,
@@ -197,9 +204,7 @@ def blend_rows(
         row = [(i, t) for i, t in enumerate(plan.tiles) if t.y0 == y]
         end = max((t.y0 + t.h) * s for _, t in row)
         if end - top > out.shape[-2]:  # grow the accumulators down to this row's bottom edge
-            grow = end - top - out.shape[-2]
-            out = torch.cat([out, out.new_zeros(*out.shape[:2], grow, out.shape[-1])], dim=-2)
-            total = torch.cat([total, total.new_zeros(1, 1, grow, total.shape[-1])], dim=-2)
+            out, total = _grown(out, end - top), _grown(total, end - top)
         for first in range(0, len(row), batch_size):
             chunk = row[first : first + batch_size]
             result = run([t for _, t in chunk]).to(device=host, dtype=torch.float32)
