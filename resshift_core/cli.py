@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import bench, cli_upscale, registry
+from . import bench, cli_shard, cli_upscale, registry
 from .checkpoints.loading import inspect_checkpoint, load_model
 from .checkpoints.writer import save_model
 from .colorfix import METHODS as COLOR_FIXES
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return cmd_convert(args)
     if args.command == "upscale":
-        return cli_upscale.run_upscale(args)
+        return cli_shard.run_sharded(cli_upscale.run_upscale, args)  # one process, or a torchrun rank
     if args.command == "bench":
         return bench.run_bench(args)
     return 2

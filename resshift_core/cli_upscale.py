@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
+from .cli_shard import Shard, Tally
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image_bands
 from .memory_estimate import available_memory_bytes, how_to_lower, memory_model, too_large_message
@@ -39,15 +40,15 @@ def _download_bar():
     return progress
 
 
-def build_pipeline(args) -> ResShiftPipeline:
-    """The request the options describe."""
+def build_pipeline(args, device=None) -> ResShiftPipeline:
+    """The request the options describe (on `device`, where a torchrun rank has its own)."""
     return load_pipeline(
         model=args.model,
         vae=args.vae,
         task=args.task,
         preset=args.preset,
         spacing=args.spacing,
-        device=args.device,
+        device=args.device if device is None else device,
         dtype=args.dtype,
         download=not args.no_download,
         progress=None if args.no_progress else _download_bar(),
@@ -95,7 +96,8 @@ def _complete_earlier_output(src: Path, dst: Path, sf: int) -> bool:
     return any(is_complete_output(c, expected) for c in candidates)
 
 
-def run_upscale(args) -> int:
+def run_upscale(args, shard: Shard | None = None) -> int:
+    shard = shard or Shard()  # alone unless torchrun started several (cli_shard.run_sharded)
     if args.task == "inpaint" and not args.mask:  # (a model's own task is checked once it is loaded)
         raise InputError("--task inpaint needs --mask (a mask file or a folder of masks; white = fill in)")
     inputs = [Path(p) for p in args.inputs]
@@ -105,18 +107,15 @@ def run_upscale(args) -> int:
     plan = plan_outputs(files, inputs, args.output, args.format)  # refuses losses before any work
     check_seeds([args.seed], 1)  # what needs no model is checked before one is loaded
     check_tile_sizes(tile=args.tile, overlap=args.tile_overlap, vae_tile=args.vae_tile)
-    pipe = build_pipeline(args)
+    mine = shard.share(plan)  # every rank planned the same outputs; this one does its share
+    pipe = build_pipeline(args, shard.device(args.device))
     steps = pipe.resolve_steps(args.steps)
     _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     streams = pipe.streams_chain(steps)
     memory = memory_model(pipe.pixel_space, streams, args.color_fix)
     lower_memory = how_to_lower(pipe.pixel_space, streams, args.color_fix)
-    progress = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=len(files) * steps, unit="step", file=sys.stderr)
+    progress = None if args.no_progress else shard.progress_bar(len(files) * steps)  # over all ranks
 
     def on_step(info: StepInfo) -> None:
         if progress is not None:
@@ -128,13 +127,14 @@ def run_upscale(args) -> int:
         else:
             _say(line)
 
-    failures = 0
+    failures = skipped = 0
     try:
-        for item in plan:
+        for item in mine:
             src, dst = item.source, item.target
             if args.skip_existing and _complete_earlier_output(src, dst, pipe.sf):
                 if progress is not None:
                     progress.update(steps)
+                skipped += 1
                 continue
             try:
                 img = load_image(src)
@@ -186,7 +186,4 @@ def run_upscale(args) -> int:
     finally:
         if progress is not None:
             progress.close()
-    if failures:
-        print(f"{failures} of {len(files)} images failed (see the lines above)", file=sys.stderr)
-        return 1
-    return 0
+    return shard.finish(Tally(len(mine) - skipped - failures, skipped, failures), len(files))

@@ -24,3 +24,8 @@ class InputError(ResShiftError):
 class SettingsError(ResShiftError, ValueError):
     """Diffusion settings (a preset, a schedule) out of their valid range, from a file's metadata,
     the registry or the caller. A ValueError too, for callers that validate with it."""
+
+
+class RanksError(ResShiftError):
+    """Processes started together (torchrun) that cannot finish together: one stopped or fell
+    silent, or they do not see the same inputs."""

@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("a config file is required (or --print-config)")
     if args.export_only and args.resume == "none":
         p.error("--export-only needs a checkpoint: --resume auto or a path")
-    ranks = Ranks.from_env()
+    try:
+        ranks = Ranks.from_env()
+    except ResShiftError as e:  # torchrun's variables set by hand, wrongly
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         return _run(args, ranks)
     except ConfigError as e:

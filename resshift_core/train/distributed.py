@@ -3,36 +3,11 @@ the loop needs. One process (WORLD_SIZE unset or 1) needs no process group and n
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
 from ..devices import pick_device
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process among `world` (torchrun's RANK, LOCAL_RANK and WORLD_SIZE)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world: int = 1
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Ranks:
-        return cls(int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0")), int(env.get("WORLD_SIZE", "1")))
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        """Rank 0: the one process that writes files and prints."""
-        return self.rank == 0
+from ..distributed_env import Ranks  # the one reading of torchrun's variables
 
 
 def start(ranks: Ranks, device_name: str) -> torch.device:
