@@ -3,7 +3,12 @@
 Each setting runs in a fresh subprocess, so its peak memory is its own: on the CPU the peak
 resident set size of that process (weights included), on CUDA torch's peak allocation.
 FLOPs are counted once per setting with torch's FlopCounterMode (convolutions, matmuls,
-attention), not estimated; so are the network calls (sampling steps) the chain made.
+attention), not estimated; so are the network calls (sampling steps) the chain made. The
+phases (encode, sample, decode) are timed in the best run by wrapping the pipeline's own steps.
+
+A machine line comes first: the CPU's flags that decide its kernels and the ceiling each
+setting's GFLOP/s compares with, one channels-last 3x3 convolution's GFLOP/s in fp32 and bf16
+(the convolutions are most of the chain's work), measured in a fresh process too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import registry
 from .checkpoints.loading import LoadedModel
-from .devices import dtype_from_name
+from .devices import CPUINFO, dtype_from_name
 from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
 from .pipeline import ResShiftPipeline
@@ -84,6 +89,79 @@ def make_pipeline(model: str, device, dtype) -> ResShiftPipeline:
     return load_pipeline(model=model, device=device, dtype=dtype, download=False)
 
 
+# Phases of a restore, as the pipeline's methods that run them (timed by wrapping each).
+PHASES = {"encode": "encode", "sample": "sample", "decode": "decode_raw"}
+# /proc/cpuinfo flags that decide which kernels oneDNN can use.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+# The ceiling's convolution: 3x3, 256 -> 256 channels on a 64x64 map (4.8 GFLOP), a typical
+# layer of both networks.
+CEILING_SHAPE = (1, 256, 64, 64)
+
+
+def _timed_phases(pipe: ResShiftPipeline, device) -> dict[str, float]:
+    """Wrap the pipeline's phase methods on this instance; the dict fills with their seconds."""
+    seconds: dict[str, float] = {}
+    for phase, method in PHASES.items():
+        inner = getattr(pipe, method, None)
+        if inner is None:
+            continue
+
+        def timed(*args, _inner=inner, _phase=phase, **kwargs):
+            t0 = time.perf_counter()
+            out = _inner(*args, **kwargs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[_phase] = seconds.get(_phase, 0.0) + time.perf_counter() - t0
+            return out
+
+        setattr(pipe, method, timed)
+    return seconds
+
+
+def cpu_flags() -> list[str]:
+    try:
+        flags = set(CPUINFO.read_text(errors="replace").split())
+    except OSError:
+        return []
+    return [f for f in CPU_FLAGS if f in flags]
+
+
+def conv_ceiling(device, dtype: torch.dtype, repeat: int = 5) -> float:
+    """GFLOP/s of one channels-last 3x3 convolution (CEILING_SHAPE), the best of `repeat` runs."""
+    n, c, h, w = CEILING_SHAPE
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(CEILING_SHAPE, generator=gen).to(device=device, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(c, c, 3, 3, generator=gen) / (3 * c**0.5)).to(device=device, dtype=dtype)
+    weight = weight.contiguous(memory_format=torch.channels_last)
+    flops = 2 * n * c * c * 9 * h * w
+    best = math.inf
+    with torch.inference_mode():
+        for i in range(repeat + 1):  # the first run chooses the kernel
+            t0 = time.perf_counter()
+            torch.nn.functional.conv2d(x, weight, padding=1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                best = min(best, time.perf_counter() - t0)
+    return flops / 1e9 / best
+
+
+def machine(setting: dict) -> dict:
+    """The machine line: device, threads, CPU flags and the measured convolution ceilings."""
+    if setting.get("threads"):
+        torch.set_num_threads(int(setting["threads"]))
+    device = torch.device(setting["device"])
+    row: dict = {"machine": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if device.type == "cpu":
+        row["cpu_flags"] = cpu_flags()
+    elif device.type == "cuda":
+        row["gpu"] = torch.cuda.get_device_name(device)
+    for name in setting.get("dtypes") or ["fp32", "bf16"]:
+        row[f"conv_gflop_per_s_{name}"] = round(conv_ceiling(device, dtype_from_name(name)), 1)
+    return row
+
+
 def _peak_mb(device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -128,10 +206,16 @@ def worker(setting: dict) -> dict:
     flops = counter.get_total_flops()
     if device.type == "cuda" and repeat:
         torch.cuda.reset_peak_memory_stats(device)
+    phases: dict[str, float] = {}
     for _ in range(repeat):
+        seconds_of = _timed_phases(pipe, device)
         t0 = time.perf_counter()
         out = run()
         times.append(time.perf_counter() - t0)
+        if times[-1] == min(times):
+            phases = dict(seconds_of)
+        for method in PHASES.values():  # unwrap for the next run
+            pipe.__dict__.pop(method, None)
     seconds = min(times)
     out_pixels = (size * pipe.sf) ** 2
     result = {
@@ -147,6 +231,7 @@ def worker(setting: dict) -> dict:
         "mp_per_s": round(out_pixels / 1e6 / seconds, 4),
         "us_per_px": round(seconds / out_pixels * 1e6, 3),
         "peak_mb": round(_peak_mb(device), 1),
+        **{f"{phase}_s": round(t, 3) for phase, t in phases.items()},
         "threads": torch.get_num_threads(),
         "tile": tiling.tile,
         "vae_tile": tiling.vae_tile,
@@ -168,6 +253,11 @@ def run_bench(args) -> int:
     models = getattr(args, "model", None) or [RANDOM_V3]
     rows = []
     for device in devices:
+        line = measure_in_subprocess({"machine": True, "device": device, "threads": args.threads, "dtypes": dtypes})
+        if args.json:
+            print(json.dumps(line), flush=True)
+        else:
+            _print_machine(line)
         # 512->2048 takes over 20 minutes on a 2-core CPU: there it runs only when asked for.
         sizes = args.size or ([64, 256, 512] if device.startswith("cuda") else [64, 256])
         for size in sizes:
@@ -199,6 +289,8 @@ def measure_in_subprocess(setting: dict) -> dict:
         text=True,
         env=dict(os.environ),
     )
+    if proc.returncode != 0 and setting.get("machine"):
+        return {"machine": setting["device"], "error": proc.stderr.strip().splitlines()[-1:]}
     if proc.returncode != 0:
         return {
             "size": setting["size"],
@@ -210,11 +302,28 @@ def measure_in_subprocess(setting: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _print_machine(line: dict) -> None:
+    if "error" in line:
+        print(f"machine {line['machine']}: FAILED {line['error']}", flush=True)
+        return
+    ceilings = ", ".join(
+        f"{k.removeprefix('conv_gflop_per_s_')} {v:.1f}" for k, v in line.items() if k.startswith("conv_gflop")
+    )
+    what = " ".join(line.get("cpu_flags", [])) or line.get("gpu", "")
+    print(
+        f"machine {line['machine']} ({what}), {line['threads']} threads, torch {line['torch']}: "
+        f"3x3 conv ceiling GFLOP/s {ceilings}",
+        flush=True,
+    )
+
+
 def _print_row(row: dict) -> None:
     if "error" in row:
         print(f"{row['model']} {row['device']:6s} {row['dtype']:5s} {row['size']}: FAILED {row['error']}")
         return
     extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
+    phases = " ".join(f"{p} {row[f'{p}_s']:.2f}" for p in PHASES if f"{p}_s" in row)
+    extra = f"  [{phases} s]{extra}" if phases else extra
     calls = f"{row['steps']} call" + ("" if row["steps"] == 1 else "s")
     print(
         f"{row['model']:16s} {calls:8s} {row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  "
@@ -228,4 +337,5 @@ def _print_row(row: dict) -> None:
 
 
 if __name__ == "__main__":
-    print(json.dumps(worker(json.loads(sys.argv[1]))))
+    _setting = json.loads(sys.argv[1])
+    print(json.dumps(machine(_setting) if _setting.get("machine") else worker(_setting)))

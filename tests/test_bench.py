@@ -38,11 +38,17 @@ def test_bench_measures_a_setting_in_a_subprocess(capsys):
         ]
     )
     assert code == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    machine, rows = lines[0], lines[1:]
+    # The machine line first: the CPU's kernel-deciding flags and a measured ceiling per dtype asked for.
+    assert machine["machine"] == "cpu" and machine["threads"] == 1 and isinstance(machine["cpu_flags"], list)
+    assert machine["conv_gflop_per_s_fp32"] > 0 and "conv_gflop_per_s_bf16" not in machine
     assert [r["size"] for r in rows] == ["8->32", "24->96"]
     for row in rows:
         assert row["model"] == "untrained-tiny" and row["device"] == "cpu" and row["threads"] == 1
         assert row["seconds"] > 0 and row["gflops"] > 0 and row["peak_mb"] > 50
+        # --repeat 0 times the FLOP-counting run, whose phases are not taken apart
+        assert not any(f"{phase}_s" in row for phase in bench.PHASES)
         per_px = row["seconds"] / int(row["size"].split("->")[1]) ** 2 * 1e6
         assert abs(row["us_per_px"] - per_px) < 0.01 * per_px
     assert rows[1]["gflops"] > 5 * rows[0]["gflops"]  # 9x the pixels: counted, not assumed
@@ -68,7 +74,7 @@ def test_bench_measures_a_checkpoint_by_name(capsys):
             name,
         ]
     )
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"size"')]
     assert code == 0 and rows[0]["model"] == name and rows[0]["size"] == "16->64", rows
 
 
@@ -96,7 +102,7 @@ def test_bench_measures_several_models_in_one_run_with_their_network_calls(capsy
     shipped = next(e.name for e in registry.entries() if e.shipped and e.part == "unet")
     args = ["bench", "--device", "cpu", "--dtype", "fp32", "--size", "8", "--repeat", "0", "--threads", "1"]
     code = main([*args, "--json", "--model", "untrained-tiny", "--model", shipped])
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"size"')]
     assert code == 0 and [r["model"] for r in rows] == ["untrained-tiny", shipped], rows
     # counted from the chain's steps, not read off the preset: 4 for the tiny ResShift, 1 for ours
     assert [r["steps"] for r in rows] == [4, 1]
@@ -151,3 +157,13 @@ def test_a_random_build_is_the_students_layout_sampled_by_its_preset(tiny_layout
     assert row["model"] == name and row["steps"] == steps and row["size"] == "8->32"
     if steps == 1:
         assert row["timesteps"] == [14]  # the students' one call at t = T-1 of the 15-step schedule
+
+
+def test_bench_times_the_phases_of_its_best_run(capsys):
+    args = ["bench", "--json", "--device", "cpu", "--dtype", "fp32", "--size", "8", "--repeat", "1", "--threads", "1"]
+    code = main([*args, "--model", "untrained-tiny"])
+    row = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"size"'))
+    phases = [row["encode_s"], row["sample_s"], row["decode_s"]]
+    assert code == 0 and all(t > 0 for t in phases), row
+    # inside the timed run, and most of it (the rest: preparing, colour, cropping)
+    assert 0.5 * row["seconds"] < sum(phases) <= row["seconds"] * 1.001 + 0.001, row

@@ -144,6 +144,16 @@ class WindowAttention(nn.Module):
         return torch.cat(out)
 
 
+# Hidden elements of the MLP computed at once outside autograd (32 MiB in float32): its hidden
+# layer is mlp_ratio x wider than the block, the widest activation of the whole UNet (768
+# channels at a 256x256 tile: 200 MB), so large maps go through it in bands of rows.
+MLP_BAND_ELEMENTS = 1 << 23
+
+
+def _no_grad_needed(*tensors: torch.Tensor) -> bool:
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
 class Mlp(nn.Module):
     """Per-pixel feed-forward network as two 1x1 convolutions (published layout)."""
 
@@ -155,6 +165,23 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """residual + forward(x), written into `residual` (which must be ours to overwrite).
+
+        Outside autograd the pixels are independent, so the map goes through in bands of rows
+        (at most MLP_BAND_ELEMENTS hidden values alive) with the GELU in place; the sums are
+        the same as forward's."""
+        if not _no_grad_needed(x, residual, self.fc1.weight):
+            return residual + self.forward(x)
+        _, _, height, width = x.shape
+        rows = max(1, MLP_BAND_ELEMENTS // max(1, width * self.fc1.out_channels))
+        for image in range(x.shape[0]):
+            for top in range(0, height, rows):
+                band = slice(top, top + rows)
+                hidden = torch.ops.aten.gelu_(self.fc1(x[image : image + 1, :, band]))
+                residual[image : image + 1, :, band] += self.fc2(hidden)
+        return residual
 
 
 class SwinBlock(nn.Module):
@@ -216,7 +243,7 @@ class SwinBlock(nn.Module):
         if s:
             h = torch.roll(h, (s, s), (1, 2))
         x = x + h.permute(0, 3, 1, 2)
-        return x + self.mlp(self.norm2(x))
+        return self.mlp.add_to(x, self.norm2(x))  # x + mlp(norm2(x)), x being our own sum
 
 
 class Projection(nn.Module):

@@ -345,19 +345,24 @@ class ResBlock(nn.Module):
         return F.avg_pool2d(x, 2)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        norm, act, conv = self.in_layers
-        h = act(norm(x))
+        # Outside autograd the intermediates this block made itself are updated in place (the
+        # same values, one full-size allocation and pass fewer each).
+        inplace = not torch.is_grad_enabled()
+        norm, _, conv = self.in_layers
+        h = F.silu(norm(x), inplace=inplace)
         if self.resample is not None:
             h, x = self._resample(h), self._resample(x)
         h = conv(h)
         cond = self.emb_layers(emb).to(h.dtype)[:, :, None, None]
-        norm, act, drop, conv = self.out_layers
+        norm, _, drop, conv = self.out_layers
         if self.use_scale_shift_norm:
             scale, shift = cond.chunk(2, dim=1)
             h = torch.addcmul(shift, norm(h), 1 + scale)  # norm(h) * (1 + scale) + shift, one pass
         else:
-            h = norm(h + cond)
-        return self.skip_connection(x) + conv(drop(act(h)))
+            h = norm(h.add_(cond) if inplace else h + cond)
+        h = conv(drop(F.silu(h, inplace=inplace)))
+        skip = self.skip_connection(x)
+        return h.add_(skip) if inplace else skip + h
 
 
 def _zero_conv(module: nn.Module) -> None:
