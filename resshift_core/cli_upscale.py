@@ -53,6 +53,7 @@ def build_pipeline(args) -> ResShiftPipeline:
         progress=None if args.no_progress else _download_bar(),
         log=_say,
         vae_hint="pass --vae",
+        compile=args.compile,
     )
 
 
