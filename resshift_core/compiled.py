@@ -28,7 +28,7 @@ from torch import nn
 from .errors import ResShiftError
 
 
-class CompileUnavailable(ResShiftError):
+class CompileUnavailableError(ResShiftError):
     """torch.compile cannot run here (no C++ compiler, no Triton, an unsupported Python)."""
 
 
@@ -46,7 +46,7 @@ DEFAULT = CompileConfig()
 
 
 def check_compile_support(device: torch.device | str, config: CompileConfig = DEFAULT) -> None:
-    """Raise CompileUnavailable, one line naming what is missing and the fix, unless
+    """Raise CompileUnavailableError, one line naming what is missing and the fix, unless
     torch.compile with `config.backend` can run on `device`."""
     fix = "or leave --compile out"
     try:
@@ -54,7 +54,9 @@ def check_compile_support(device: torch.device | str, config: CompileConfig = DE
 
         check_if_dynamo_supported()
     except Exception as exc:  # torch words the reason (e.g. the Python version)
-        raise CompileUnavailable(f"--compile: torch.compile does not work here ({_first_line(exc)}); {fix}") from None
+        raise CompileUnavailableError(
+            f"--compile: torch.compile does not work here ({_first_line(exc)}); {fix}"
+        ) from None
     if config.backend != "inductor":
         return
     kind = torch.device(device).type
@@ -64,7 +66,7 @@ def check_compile_support(device: torch.device | str, config: CompileConfig = DE
 
             get_cpp_compiler()  # Inductor's own search (runs `<compiler> --version`)
         except Exception:
-            raise CompileUnavailable(
+            raise CompileUnavailableError(
                 "--compile on the CPU needs a C++ compiler and none was found (set CXX, or install g++ "
                 f"or clang++), {fix}"
             ) from None
@@ -72,7 +74,7 @@ def check_compile_support(device: torch.device | str, config: CompileConfig = DE
         from torch.utils._triton import has_triton
 
         if not has_triton():
-            raise CompileUnavailable(f"--compile on {kind} needs Triton (pip install triton), {fix}")
+            raise CompileUnavailableError(f"--compile on {kind} needs Triton (pip install triton), {fix}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,4 +114,4 @@ def compile_pipeline(pipe, config: CompileConfig = DEFAULT) -> None:
         compile_module(net, config)
 
 
-__all__ = ["DEFAULT", "CompileConfig", "CompileUnavailable", "check_compile_support", "compile_pipeline"]
+__all__ = ["DEFAULT", "CompileConfig", "CompileUnavailableError", "check_compile_support", "compile_pipeline"]
