@@ -98,20 +98,34 @@ def compile_module(module: nn.Module, config: CompileConfig = DEFAULT) -> None:
     module.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
 
 
-def compiled_networks(pipe) -> list[nn.Module]:
-    """The modules of a ResShiftPipeline that `compile_pipeline` compiles."""
-    nets: list[nn.Module] = [pipe.unet_net]
-    if not pipe.pixel_space:  # the 1x1 quant convs and the codebook lookup stay eager (cheap)
-        nets += [pipe.vae_net.encoder, pipe.vae_net.decoder]
-    return nets
+def compiled_parts(net: nn.Module) -> list[nn.Module]:
+    """What of a network is compiled: a VQGAN's encoder and decoder (its 1x1 quant convs and
+    codebook lookup stay eager, they are cheap), any other network whole."""
+    from .models.vqgan import VQGAN
+
+    return [net.encoder, net.decoder] if isinstance(net, VQGAN) else [net]
+
+
+def compile_network(net: nn.Module, device: torch.device | str, config: CompileConfig = DEFAULT) -> None:
+    """Check that compiling works on `device` (where the network will compute), then compile
+    the network in place. Compilation itself happens on first use: the first image pays it."""
+    check_compile_support(device, config)
+    for part in compiled_parts(net):
+        compile_module(part, config)
 
 
 def compile_pipeline(pipe, config: CompileConfig = DEFAULT) -> None:
-    """Check that compiling works on the pipeline's device, then compile its networks in place.
-    Compilation itself happens on first use (the first image pays it, later ones do not)."""
-    check_compile_support(pipe.device, config)
-    for net in compiled_networks(pipe):
-        compile_module(net, config)
+    """A ResShiftPipeline's UNet and (latent models) VQGAN, compiled in place."""
+    compile_network(pipe.unet_net, pipe.device, config)
+    if not pipe.pixel_space:
+        compile_network(pipe.vae_net, pipe.device, config)
 
 
-__all__ = ["DEFAULT", "CompileConfig", "CompileUnavailableError", "check_compile_support", "compile_pipeline"]
+__all__ = [
+    "DEFAULT",
+    "CompileConfig",
+    "CompileUnavailableError",
+    "check_compile_support",
+    "compile_network",
+    "compile_pipeline",
+]

@@ -76,12 +76,17 @@ def _image(tmp_path):
     return src
 
 
-def test_no_cpp_compiler_is_one_line_before_any_image_work(tmp_path, capsys, monkeypatch):
+def no_cpp_compiler():
+    """Inductor's compiler search finds nothing (its config, patched: monkeypatch cannot restore it)."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
+    return inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",)})
+
+
+def test_no_cpp_compiler_is_one_line_before_any_image_work(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["upscale", str(_image(tmp_path)), "-o", str(out), "--model", "untrained-tiny", "--compile"])
+    with no_cpp_compiler():
+        rc = main(["upscale", str(_image(tmp_path)), "-o", str(out), "--model", "untrained-tiny", "--compile"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
     assert err == [
@@ -126,3 +131,22 @@ def test_inductor_matches_eager(dtype):
     assert psnr(compiled, eager, peak=2.0) >= 50
     assert other_size.shape[-2:] == (88, 64)
     assert graphs() == 2
+
+
+# -- the loader nodes' `compile` option (fake ComfyUI host) ----------------------------------------
+
+
+def test_loader_nodes_compile_only_when_asked_and_refuse_in_one_line(comfy, tiny_cache):
+    from fake_comfy import install_tiny
+
+    install_tiny(comfy.models_dir, tiny_cache)
+    (plain,) = comfy.run("ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="auto", dtype="auto")
+    assert "forward" not in vars(plain.loaded.model)  # off by default (and for workflows saved without it)
+    (model,) = comfy.run(
+        "ResShiftModelLoader", model_name="resshift_realsrx4_s4_v3.pth", preset="auto", dtype="auto", compile=True
+    )
+    (vae,) = comfy.run("ResShiftVAELoader", vae_name="autoencoder_vq_f4.pth", dtype="auto", compile=True)
+    assert "forward" in vars(model.loaded.model)  # compiled in place; compiles on first use
+    assert all("forward" in vars(part) for part in (vae.loaded.model.encoder, vae.loaded.model.decoder))
+    with no_cpp_compiler(), pytest.raises(CompileUnavailableError, match=r"needs a C\+\+ compiler"):
+        comfy.run("ResShiftVAELoader", vae_name="autoencoder_vq_f4.pth", dtype="auto", compile=True)
