@@ -8,10 +8,12 @@ inputs and the first non-square one would compile again. Padding every input up 
 tile shapes instead (dynamic=False) was rejected: the GroupNorms (and the VQGAN's global
 mid-block attention) see the padding, so padded results are not the eager ones.
 
-What still compiles a second graph (a bounded number, never one per image): a batch of 1
-against a larger one (torch specialises sizes 0 and 1), and a feature map one attention
-window tall against a taller one (the Swin blocks take another branch). A different device
-or dtype is a different graph too.
+What still compiles another graph (a bounded number, never one per image): a batch of 1
+against a larger one (torch specialises sizes 0 and 1); a convolution whose input has at most
+20480 elements per image against a larger one (torch's CPU convolution picks another kernel
+for small inputs, and the graph keeps that choice: with the published networks, latents
+under about 58x58 pixels; every default 256-pixel CPU tile is above it); a feature map one
+Swin window tall against a taller one. A different device or dtype is a different graph too.
 
 torch.compile needs a working backend: Inductor wants a C++ compiler on the CPU and Triton on
 a GPU. `check_compile_support` says in one line what is missing, before any image is read.

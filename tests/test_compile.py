@@ -121,15 +121,18 @@ def test_inductor_matches_eager(dtype):
     assert vae is not None
     net = vae.model.to(dtype=dtype)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
-    x = torch.rand(1, 3, 96, 80, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    # Both sizes above torch's small-convolution threshold (3 x 96 x 80 > 20480): one graph each.
+    x = torch.rand(1, 3, 112, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         eager = net.decode(net.encode(x), quantize=False)
         compile_module(net.encoder)
         compile_module(net.decoder)
         compiled = net.decode(net.encode(x), quantize=False)
-        other_size = net.decode(net.encode(x[..., :88, :64]), quantize=False)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            other_size = net.decode(net.encode(x[..., :96, :80]), quantize=False)
+    print(f"{dtype}: Inductor vs eager {psnr(compiled, eager, peak=2.0):.1f} dB")
     assert psnr(compiled, eager, peak=2.0) >= 50
-    assert other_size.shape[-2:] == (88, 64)
+    assert other_size.shape[-2:] == (96, 80)
     assert graphs() == 2
 
 
