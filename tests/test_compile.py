@@ -130,8 +130,9 @@ def test_inductor_matches_eager(dtype):
         compiled = net.decode(net.encode(x), quantize=False)
         with torch._dynamo.config.patch(error_on_recompile=True):
             other_size = net.decode(net.encode(x[..., :96, :80]), quantize=False)
-    print(f"{dtype}: Inductor vs eager {psnr(compiled, eager, peak=2.0):.1f} dB")
-    assert psnr(compiled, eager, peak=2.0) >= 50
+    # fp32 measured 119 dB. bf16 measured 40 dB: Inductor keeps fused intermediates in float32
+    # where eager rounds to bf16 after every op, so the two bf16 results differ by bf16 rounding.
+    assert psnr(compiled, eager, peak=2.0) >= (50 if dtype == torch.float32 else 35)
     assert other_size.shape[-2:] == (96, 80)
     assert graphs() == 2
 
