@@ -9,6 +9,15 @@ from resshift_core import registry
 from . import files, runtime
 
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
+# Optional, so that saved workflows and API prompts from before it still load (off).
+COMPILE_INPUT = (
+    "BOOLEAN",
+    {
+        "default": False,
+        "tooltip": "Run the network through torch.compile (needs a C++ compiler on the CPU, Triton on a GPU). "
+        "The first image pays a one-time compile of minutes; later images of any size reuse it.",
+    },
+)
 
 
 def _parameters_hint(path, name: str) -> int:
@@ -59,13 +68,20 @@ class ResShiftModelLoader:
                         "run it well, else fp32; --fp16-unet/--bf16-unet/--fp32-unet apply).",
                     },
                 ),
-            }
+            },
+            "optional": {"compile": COMPILE_INPUT},
         }
 
-    def load(self, model_name, preset="auto", dtype="auto"):
+    def load(self, model_name, preset="auto", dtype="auto", compile=None):
         path = files.resolve(model_name, "unet")
         handle = runtime.load_network(
-            path, "unet", dtype, None if preset == "auto" else preset, model_name, _parameters_hint(path, model_name)
+            path,
+            "unet",
+            dtype,
+            None if preset == "auto" else preset,
+            model_name,
+            _parameters_hint(path, model_name),
+            compile=bool(compile),
         )
         p = handle.preset
         runtime.host.log.info(
@@ -112,12 +128,15 @@ class ResShiftVAELoader:
                         "(fp32 unless --fp16-vae/--bf16-vae is given).",
                     },
                 ),
-            }
+            },
+            "optional": {"compile": COMPILE_INPUT},
         }
 
-    def load(self, vae_name, dtype="auto"):
+    def load(self, vae_name, dtype="auto", compile=None):
         path = files.resolve(vae_name, "autoencoder")
-        handle = runtime.load_network(path, "autoencoder", dtype, None, vae_name, _parameters_hint(path, vae_name))
+        handle = runtime.load_network(
+            path, "autoencoder", dtype, None, vae_name, _parameters_hint(path, vae_name), compile=bool(compile)
+        )
         cfg = handle.config
         runtime.host.log.info(
             "ResShift: %s: VQGAN f%d, %d-channel latent, %s",

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from resshift_core.checkpoints.loading import LoadedModel, load_unet, load_vae
+from resshift_core.compiled import check_compile_support, compile_network
 from resshift_core.devices import channels_last_for
 from resshift_core.errors import InputError
 from resshift_core.models.unet import UNetConfig
@@ -90,10 +91,17 @@ class VAEHandle(NetworkHandle):
         return config
 
 
-def load_network(path, part: str, dtype_choice: str, preset: str | None, name: str, parameters_hint: int):
+def load_network(
+    path, part: str, dtype_choice: str, preset: str | None, name: str, parameters_hint: int, compile: bool = False
+):
+    """`compile`: run the network through torch.compile (resshift_core/compiled.py), checked
+    before loading; the first image compiles it, later ones reuse the graphs."""
     dtype = host.pick_dtype(part, dtype_choice, parameters_hint)
     device = host.offload_device(part)
-    channels_last = channels_last_for(host.mm().get_torch_device())
+    compute = host.mm().get_torch_device()
+    if compile:
+        check_compile_support(compute)
+    channels_last = channels_last_for(compute)
     loaded: LoadedModel[Any]
     with host.normal_tensors():
         if part == "unet":
@@ -102,6 +110,8 @@ def load_network(path, part: str, dtype_choice: str, preset: str | None, name: s
             loaded = load_vae(str(path), device=device, dtype=dtype)
         if channels_last:
             loaded.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
+    if compile:
+        compile_network(loaded.model, compute)
     patcher = host.make_patcher(loaded.model, part)
     cls = ModelHandle if part == "unet" else VAEHandle
     return cls(loaded=loaded, patcher=patcher, dtype=dtype, name=name, channels_last=channels_last)

@@ -58,7 +58,9 @@ RANDOM_BUILDS = {
 }
 
 
-def build_random_pipeline(device, dtype, seed: int = 0, model: str = RANDOM_V3) -> ResShiftPipeline:
+def build_random_pipeline(
+    device, dtype, seed: int = 0, model: str = RANDOM_V3, compile: bool = False
+) -> ResShiftPipeline:
     """A random build (RANDOM_BUILDS) with the f4 VQGAN, from the registry's layouts with seeded
     random weights, through the same request API as every other front-end."""
     build = RANDOM_BUILDS[model]
@@ -80,13 +82,14 @@ def build_random_pipeline(device, dtype, seed: int = 0, model: str = RANDOM_V3) 
         vae=LoadedModel("autoencoder", vae, vcfg, None, "", "<random>", n_v, registry_name=F4_VAE),
         device=device,
         dtype=dtype,
+        compile=compile,
     )
 
 
-def make_pipeline(model: str, device, dtype) -> ResShiftPipeline:
+def make_pipeline(model: str, device, dtype, compile: bool = False) -> ResShiftPipeline:
     if model in RANDOM_BUILDS:
-        return build_random_pipeline(device, dtype, model=model)
-    return load_pipeline(model=model, device=device, dtype=dtype, download=False)
+        return build_random_pipeline(device, dtype, model=model, compile=compile)
+    return load_pipeline(model=model, device=device, dtype=dtype, download=False, compile=compile)
 
 
 # Phases of a restore, as the pipeline's methods that run them (timed by wrapping each).
@@ -178,7 +181,8 @@ def worker(setting: dict) -> dict:
     dtype = dtype_from_name(setting["dtype"])
     size = int(setting["size"])
     model = setting.get("model") or RANDOM_V3
-    pipe = make_pipeline(model, device, dtype)
+    compiled = bool(setting.get("compile"))
+    pipe = make_pipeline(model, device, dtype, compiled)
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(1, 3, size, size, generator=gen)
 
@@ -195,6 +199,11 @@ def worker(setting: dict) -> dict:
     # run (for sizes that take many minutes on a CPU).
     repeat = int(setting.get("repeat", 3))
     steps: list[int] = []
+    first_run = None
+    if compiled:  # the one-time compile, timed on its own (FLOPs are counted by the next run)
+        t0 = time.perf_counter()
+        run()
+        first_run = time.perf_counter() - t0
 
     def count_step(info: StepInfo) -> None:
         steps.append(info.timestep)
@@ -223,6 +232,7 @@ def worker(setting: dict) -> dict:
         "dtype": setting["dtype"],
         "device": str(device),
         "model": model,
+        "compile": compiled,
         "steps": len(steps),
         "timesteps": [int(t) for t in steps],
         "seconds": round(seconds, 3),
@@ -238,6 +248,8 @@ def worker(setting: dict) -> dict:
         "tile_batch": tiling.batch,
         "vae_tile_batch": tiling.vae_batch,
     }
+    if first_run is not None:
+        result["first_run_seconds"] = round(first_run, 3)  # compile included
     if setting["dtype"] != "fp32" and size <= 64:
         # Fidelity of the fast path: the same weights and noise in float32.
         ref_pipe = make_pipeline(model, device, torch.float32)
@@ -270,6 +282,7 @@ def run_bench(args) -> int:
                         "repeat": args.repeat,
                         "threads": args.threads,
                         "model": model,
+                        "compile": bool(getattr(args, "compile", False)),
                     }
                     row = measure_in_subprocess(setting)
                     rows.append(row)
@@ -324,6 +337,8 @@ def _print_row(row: dict) -> None:
     extra = f"  PSNR vs fp32 {row['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in row else ""
     phases = " ".join(f"{p} {row[f'{p}_s']:.2f}" for p in PHASES if f"{p}_s" in row)
     extra = f"  [{phases} s]{extra}" if phases else extra
+    if row.get("compile"):
+        extra += f"  compiled (first run {row['first_run_seconds']:.1f} s)"
     calls = f"{row['steps']} call" + ("" if row["steps"] == 1 else "s")
     print(
         f"{row['model']:16s} {calls:8s} {row['device']:6s} {row['dtype']:5s} {row['size']:>10s}  "

@@ -25,6 +25,11 @@ from .errors import ResShiftError
 from .request import TASK_DEFAULTS
 from .schedule import SPACINGS
 
+COMPILE_HELP = (
+    "run the networks through torch.compile (needs a C++ compiler on the CPU, Triton on a GPU): "
+    "the first image pays a one-time compile of minutes, later ones of any size reuse it"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m resshift_core", description="ResShift image restoration")
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute precision; auto (default): bf16 where the CPU or GPU runs it natively, else fp32 (it says which)",
     )
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    up.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     up.add_argument(
         "--tile", type=int, help="UNet tile side in input pixels (default: by free GPU memory; 256 on the CPU)"
     )
@@ -103,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_cmd.add_argument("--size", type=int, action="append", help="LR sizes (default 64 and 256; 512 too on CUDA)")
     bench_cmd.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    bench_cmd.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     bench_cmd.add_argument(
         "--model",
         action="append",

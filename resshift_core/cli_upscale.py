@@ -54,6 +54,7 @@ def build_pipeline(args, device=None) -> ResShiftPipeline:
         progress=None if args.no_progress else _download_bar(),
         log=_say,
         vae_hint="pass --vae",
+        compile=args.compile,
     )
 
 

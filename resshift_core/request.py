@@ -18,6 +18,8 @@ import torch
 from . import registry
 from .checkpoints.loading import LoadedModel, load_unet, load_vae
 from .checkpoints.students import follow_weights_noise_map
+from .compiled import DEFAULT as DEFAULT_COMPILE
+from .compiled import CompileConfig, check_compile_support, compile_pipeline
 from .devices import channels_last_for, dtype_name, pick_device, resolve_dtype
 from .download import ProgressCallback
 from .errors import InputError
@@ -122,6 +124,7 @@ def load_pipeline(
     progress: ProgressCallback | None = None,
     log: Log | None = None,
     vae_hint: str = "give its VAE",
+    compile: bool | CompileConfig = False,
 ) -> ResShiftPipeline:
     """A ready pipeline for one request.
 
@@ -136,7 +139,8 @@ def load_pipeline(
     weights/; a published file that is missing is downloaded into the first of `models_dirs`
     (default: the first model folder) unless `download` is False or RESSHIFT_OFFLINE=1.
     `log(line)` hears what was loaded and any warning; `progress(done, total)` hears download
-    bytes.
+    bytes. `compile` (True or a CompileConfig) runs the networks through torch.compile
+    (`compiled.py`); whether it can work here is checked before anything is loaded.
     """
     say: Log = log or (lambda _line: None)
     if task is not None and task not in TASKS:
@@ -148,6 +152,9 @@ def load_pipeline(
         torch_dtype, dtype_reason = dtype, "asked for"
     else:
         torch_dtype, dtype_reason = resolve_dtype(dtype, torch_device)
+    compile_config = DEFAULT_COMPILE if compile is True else compile or None
+    if compile_config is not None:
+        check_compile_support(torch_device, compile_config)
     unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say)
     p = _preset_of(unet)
     if task is not None and task != p.task:
@@ -167,11 +174,14 @@ def load_pipeline(
         channels_last=channels_last_for(torch_device),
         vae_hint=vae_hint,
     )
+    if compile_config is not None:
+        compile_pipeline(pipe, compile_config)
     say(
         f"model {display_name(unet)}: preset {p.name} ({unet.preset_source}), x{p.sf}, trained with {p.steps} steps, "
         f"samples {p.default_steps} by default; "
         f"VAE {'none (pixel-space model)' if vae_model is None else display_name(vae_model)}; "
         f"{torch_device}, {dtype_name(torch_dtype)} ({dtype_reason})"
+        + ("; torch.compile: the first image compiles the networks, later ones reuse them" if compile_config else "")
     )
     return pipe
 

@@ -29,8 +29,8 @@ NODE_TYPES = {
     "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")], ["image", "+upload"]),
     "SaveImage": ([("images", "IMAGE")], [], ["filename_prefix"]),
     "PreviewImage": ([("images", "IMAGE")], [], []),
-    "ResShiftModelLoader": ([], [("model", "RESSHIFT_MODEL")], ["model_name", "preset", "dtype"]),
-    "ResShiftVAELoader": ([], [("vae", "RESSHIFT_VAE")], ["vae_name", "dtype"]),
+    "ResShiftModelLoader": ([], [("model", "RESSHIFT_MODEL")], ["model_name", "preset", "dtype", "compile"]),
+    "ResShiftVAELoader": ([], [("vae", "RESSHIFT_VAE")], ["vae_name", "dtype", "compile"]),
     "ResShiftEncode": (
         [("model", "RESSHIFT_MODEL"), ("image", "IMAGE"), ("vae", "RESSHIFT_VAE"), ("mask", "MASK")],
         [("latent", "RESSHIFT_LATENT")],
@@ -176,11 +176,15 @@ def loaders(model: str, vae: str) -> list[Node]:
         1,
         "ResShiftModelLoader",
         (LEFT, ROW_Y),
-        {"model_name": model, "preset": "auto", "dtype": "auto"},
-        size=(380, 110),
+        {"model_name": model, "preset": "auto", "dtype": "auto", "compile": False},
+        size=(380, 134),
     )
     vae_node = Node(
-        2, "ResShiftVAELoader", (LEFT, below(model_node)), {"vae_name": vae, "dtype": "auto"}, size=(380, 90)
+        2,
+        "ResShiftVAELoader",
+        (LEFT, below(model_node)),
+        {"vae_name": vae, "dtype": "auto", "compile": False},
+        size=(380, 114),
     )
     image = Node(3, "LoadImage", (LEFT, below(vae_node)), {"image": "example.png", "+upload": "image"}, size=(380, 340))
     return [model_node, vae_node, image]

@@ -137,7 +137,8 @@ class WindowAttention(nn.Module):
         per_image = q.shape[0] // batch
         top = per_image - bottom_windows
         out = []
-        for start in range(0, q.shape[0], per_image):
+        for image in range(batch):  # over images, not windows: a compiled graph then fits any size
+            start = image * per_image
             for lo, hi, mask in ((start, start + top, bias[:1]), (start + top, start + per_image, bias[1:])):
                 if hi > lo:
                     out.append(F.scaled_dot_product_attention(q[lo:hi], k[lo:hi], v[lo:hi], attn_mask=mask))

@@ -106,6 +106,11 @@ def group_norm(
     x: torch.Tensor, num_groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float, inplace: bool = False
 ) -> torch.Tensor:
     """F.group_norm, accurate in channels_last on the CPU too; `inplace` may overwrite x (CPU NHWC)."""
+    if torch.compiler.is_compiling():
+        # Inductor fuses F.group_norm into float32 Welford reductions (accurate in any layout and
+        # dtype); the hand-written path below would break the graph (out=) and unroll its row
+        # loop per input height, compiling anew for every size.
+        return F.group_norm(x.float(), num_groups, weight.float(), bias.float(), eps).to(x.dtype)
     if x.device.type == "cpu" and _is_channels_last(x):
         return _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace and _inplace_ok(x))
     # NCHW on the CPU (Welford) and CUDA (fp32 accumulation for half inputs) are accurate.
