@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -93,7 +94,7 @@ def make_pipeline(model: str, device, dtype, compile: bool = False) -> ResShiftP
 
 
 # Phases of a restore, as the pipeline's methods that run them (timed by wrapping each).
-PHASES = {"encode": "encode", "sample": "sample", "decode": "decode_raw"}
+PHASES = {"encode": "encode", "sample": "sample", "decode": "decode_bands"}
 # /proc/cpuinfo flags that decide which kernels oneDNN can use.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
 # The ceiling's convolution: 3x3, 256 -> 256 channels on a 64x64 map (4.8 GFLOP), a typical
@@ -109,13 +110,28 @@ def _timed_phases(pipe: ResShiftPipeline, device) -> dict[str, float]:
         if inner is None:
             continue
 
+        def add(phase: str, t0: float) -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+        def banded(bands, phase: str):
+            """A phase that yields row bands works as they are taken: time each resumption."""
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    band = next(bands)
+                except StopIteration:
+                    add(phase, t0)
+                    return
+                add(phase, t0)
+                yield band
+
         def timed(*args, _inner=inner, _phase=phase, **kwargs):
             t0 = time.perf_counter()
             out = _inner(*args, **kwargs)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds[_phase] = seconds.get(_phase, 0.0) + time.perf_counter() - t0
-            return out
+            add(_phase, t0)
+            return banded(out, _phase) if isinstance(out, Iterator) else out
 
         setattr(pipe, method, timed)
     return seconds

@@ -45,12 +45,15 @@ class MemoryModel:
         )
 
 
-# The shipped one-step pixel-space model, streamed: 656, 861, 1549 and 2655 MiB peak for 500x375,
-# 1000x750, 2000x1500 and 4000x3000 inputs x4 (fitted through the first three; the largest is
-# below the fit).
-PIXEL_STREAMED = MemoryModel(fixed=544 << 20, per_input_pixel=259.0, per_output_column=34_400.0)
-# A latent model (untrained-tiny with its f4 VQGAN), decoded in bands: 428 MiB for 500x375 x4;
-# the latent chain holds about ten input-sized float32 tensors of 3 channels.
+# The shipped one-step pixel-space model, streamed, x4: 669,568, 885,308 and 2,556,620 KiB peak for
+# 500x375, 1000x750 and 4000x3000 inputs (before the CLI's mallopt, which lowers them: 538,140 KiB
+# at 500x375). The input term is what a stage probe shows held (the image and the padded LR, 36 B
+# a pixel, plus slack); the width term is the rest, fitted through the largest: one row of
+# 1024-pixel UNet tiles (the chain's rows, the noise rows, the blend) across the output.
+PIXEL_STREAMED = MemoryModel(fixed=457 << 20, per_input_pixel=40.0, per_output_column=103_700.0)
+# A latent model (untrained-tiny with its f4 VQGAN), decoded in bands: 438,584 KiB for 500x375 x4
+# (one point; the split follows what is held: about ten input-sized 3-channel float32 tensors of
+# the latent chain, and a row of 512-pixel VQGAN tiles).
 LATENT_STREAMED = MemoryModel(fixed=360 << 20, per_input_pixel=160.0, per_output_column=20_000.0)
 # Whole-image work (measured before the bands existed: 3.0 and 12.0 output megapixels).
 PIXEL_WHOLE = MemoryModel(fixed=522 << 20, per_output_pixel=78.0)

@@ -446,10 +446,14 @@ class ResShiftPipeline:
         """Decoded image in [-1, 1], unclamped, cropped to sf x the original size."""
         return gather(self.decode_bands(z0, prepared, tiling))
 
+    @torch.no_grad()  # on a generator: every resumption runs without autograd, not the consumer
     def decode_bands(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None = None) -> Iterator[Band]:
         """`decode_raw` as row bands, top to bottom (see `row_bands`): tiled, each row of VQGAN
         tiles is blended and handed on before the next is decoded, so the full-resolution float
-        image is never held whole."""
+        image is never held whole. The work runs as the bands are taken."""
+        yield from self._decoded_bands(z0, prepared, tiling)
+
+    def _decoded_bands(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None) -> Iterator[Band]:
         z0 = z0 / self.preset.scale_factor
         height, width = prepared.padding.height * self.sf, prepared.padding.width * self.sf
         bands: Iterable[Band]
@@ -608,6 +612,7 @@ class ResShiftPipeline:
             tiling = self.tiling()
         chosen: TilingConfig | None = tiling
 
+        @torch.no_grad()  # on a generator: every resumption runs without autograd, not the consumer
         def bands() -> Iterator[Band]:
             if chosen is not None and can_stream_chain(self, steps, noise):
                 assert isinstance(noise, SeededNoise)

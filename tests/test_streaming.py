@@ -203,3 +203,36 @@ def test_the_memory_refusal_names_what_would_lower_it():
     message = too_large_message("big.png", 8000, 8000, 4, PIXEL_WHOLE, 2**30, lower)
     assert message is not None and "big.png is 8000x8000" in message and "--steps 1" in message
     assert too_large_message("a.png", 10, 10, 4, PIXEL_STREAMED, 2**40) is None
+
+
+def test_banded_work_runs_without_autograd_and_leaves_the_callers_mode_alone(shipped):
+    """The bands are generators: no_grad must hold inside each resumption (else every network
+    call records a graph, and compiled graphs recompile for the other grad mode), and must not
+    leak into the caller between bands."""
+    seen = []
+    forward = shipped.unet_net.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    shipped.unet_net.forward = spy
+    try:
+        bands = shipped.restore_bands(torch.rand(1, 3, 150, 40), seeds=[1], tiling=TilingConfig(tile=256, overlap=16))
+        for _, rows in bands:
+            assert torch.is_grad_enabled() and not rows.requires_grad
+    finally:
+        del shipped.unet_net.forward
+    assert seen and not any(seen)
+    tiny = load_pipeline(model="untrained-tiny", dtype="fp32", download=False)
+    decode = tiny.vae_net.decode
+    modes = []
+
+    def spy_decode(*args, **kwargs):
+        modes.append(torch.is_grad_enabled())
+        return decode(*args, **kwargs)
+
+    tiny.vae_net.decode = spy_decode  # type: ignore[method-assign]
+    tiling = TilingConfig(tile=32, overlap=8, vae_tile=12, vae_overlap=4)
+    assert not tiny.restore(torch.rand(1, 3, 40, 40), seeds=[1], tiling=tiling).requires_grad
+    assert modes and not any(modes) and torch.is_grad_enabled()

@@ -173,7 +173,9 @@ class Mlp(nn.Module):
         Outside autograd the pixels are independent, so the map goes through in bands of rows
         (at most MLP_BAND_ELEMENTS hidden values alive) with the GELU in place; the sums are
         the same as forward's."""
-        if not _no_grad_needed(x, residual, self.fc1.weight):
+        # Compiled, the row loop would tie the graph to the map's height (and Inductor fuses the
+        # GELU anyway): one plain call then.
+        if torch.compiler.is_compiling() or not _no_grad_needed(x, residual, self.fc1.weight):
             return residual + self.forward(x)
         _, _, height, width = x.shape
         rows = max(1, MLP_BAND_ELEMENTS // max(1, width * self.fc1.out_channels))
