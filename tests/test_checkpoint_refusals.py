@@ -66,3 +66,25 @@ def test_convert_onto_a_folder_says_so_and_writes_nothing(tmp_path, weights, cap
     err = capsys.readouterr().err
     assert err.startswith("error:") and "a folder of that name exists" in err and "Traceback" not in err
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_an_unreadable_checkpoint_is_one_line(tmp_path, weights, capsys, monkeypatch):
+    """A file that exists but cannot be opened (permissions; faked, since root may read anything)."""
+    import builtins
+
+    from resshift_core.checkpoints import io
+
+    unet, _ = weights
+    source = save_model(unet, tmp_path / "tiny.safetensors")
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(source):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", refusing_open, raising=False)  # the module's own name lookup
+    assert main(["inspect", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: cannot read") and "Permission denied" in err, err
+    assert "permissions" in err

@@ -164,7 +164,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     """(canonical state dict, safetensors metadata or {}) from any supported file."""
     path = Path(path)
     _check_exists(path)
-    fmt = sniff_format(path)
+    try:
+        fmt = sniff_format(path)
+    except OSError as exc:  # unreadable (permissions, a dead network mount, an I/O error)
+        raise CheckpointError(
+            f"cannot read {path}: {exc.strerror or exc}; check the file's permissions (or copy it somewhere readable)"
+        ) from None
     if fmt == "safetensors":
         tensors, metadata = _load_safetensors(path)
         state_dict = canonical_keys(tensors)
