@@ -36,22 +36,18 @@ def retry_with_smaller_tiles(
 ) -> torch.Tensor:
     """`work(tiling)`; on an out-of-memory error (`oom_check`) run it again with the smaller
     tiles `tiling.smaller(stage)` gives, until they cannot shrink further. Before each retry
-    `on_out_of_memory(stage, smaller)` runs (default: empty the CUDA cache)."""
-    while True:
-        try:
-            return work(tiling)
-        except Exception as exc:
-            if not oom_check(exc):
-                raise
-            smaller = tiling.smaller(stage)
-            if smaller is None:
-                raise
-        # Outside the except block, so the failed attempt's tensors can be freed first.
-        if on_out_of_memory is not None:
-            on_out_of_memory(stage, smaller)
-        else:
-            free_accelerator_memory(device)
-        tiling = smaller
+    `on_out_of_memory(stage, smaller)` runs (default: empty the CUDA cache). The whole result
+    is one band of `retry_bands_with_smaller_tiles`, the one retry rule."""
+    bands = retry_bands_with_smaller_tiles(
+        stage,
+        tiling,
+        lambda tc: [(0, work(tc))],
+        oom_check=oom_check,
+        on_out_of_memory=on_out_of_memory,
+        device=device,
+    )
+    ((_, result),) = list(bands)
+    return result
 
 
 def retry_bands_with_smaller_tiles(
@@ -83,6 +79,7 @@ def retry_bands_with_smaller_tiles(
             smaller = tiling.smaller(stage)
             if smaller is None:
                 raise
+        # Outside the except block, so the failed attempt's tensors can be freed first.
         if on_out_of_memory is not None:
             on_out_of_memory(stage, smaller)
         else:
