@@ -130,13 +130,6 @@ def _outer(wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
     return (wy[:, None] * wx[None, :])[None, None].float()
 
 
-def blend_weight(tile: Tile, tiles: list[Tile], scale: int = 1) -> torch.Tensor:
-    """Smooth 1 x 1 x h x w weight of a tile (at `scale` x plan units) for overlap blending."""
-    rows = sorted({(t.y0, t.h) for t in tiles})
-    cols = sorted({(t.x0, t.w) for t in tiles})
-    return _outer(_scaled_ramp(tile.y0, tile.h, rows, scale), _scaled_ramp(tile.x0, tile.w, cols, scale))
-
-
 class TilePlan:
     """Tiles covering a (height x width) plan grid, with their blending weights."""
 
@@ -160,7 +153,9 @@ class TilePlan:
         return self._ramps[key]
 
     def weight(self, index: int, scale: int = 1) -> torch.Tensor:
-        """`blend_weight` of tile `index` (made on each call from cached 1-D ramps)."""
+        """Smooth 1 x 1 x h x w weight of tile `index` (at `scale` x plan units) for overlap
+        blending: 1 inside, linear ramps over the parts shared with neighbours (made on each
+        call from cached 1-D ramps)."""
         tile = self.tiles[index]
         return _outer(self._ramp("y", tile.y0, tile.h, scale), self._ramp("x", tile.x0, tile.w, scale))
 

@@ -29,7 +29,8 @@ file of that name is left untouched.
 Modules: ``reading`` (load_image: which reader), ``read_pillow`` and ``read_png16`` (the two readers),
 ``pillow_open`` (Pillow's limit), ``pillow_modes`` (palette, CMYK, ... to plain RGB), ``orientation``
 (EXIF), ``icc``, ``size_limit``, ``read_errors``, ``loaded`` (pixels to tensors), ``png16`` (the
-imagecodecs calls), ``writing`` (save_image), ``output_format``, ``quantize``, ``atomic_write``,
+imagecodecs calls), ``png_stream`` (our band-by-band PNG encoder), ``writing`` (save_image,
+save_image_bands), ``output_format``, ``quantize``, ``atomic_write``,
 ``listing`` (list_images).
 """
 

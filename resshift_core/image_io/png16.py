@@ -1,14 +1,13 @@
-"""16-bit PNG bytes <-> numpy arrays, through imagecodecs (libpng).
+"""16-bit PNG bytes to numpy arrays, through imagecodecs (libpng).
 
-Pillow opens 16-bit RGB(A) and gray+alpha PNGs as 8-bit and cannot write them; imagecodecs does
-both. Ours are only the IHDR peek (to route a file here and check its size before decoding) and,
-since imagecodecs writes no metadata, the iCCP chunk that carries an ICC profile.
+Pillow opens 16-bit RGB(A) and gray+alpha PNGs as 8-bit; imagecodecs decodes them whole. Ours is
+only the IHDR peek (to route a file here and check its size before decoding). Writing, 8 or 16
+bits, is `png_stream`'s.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from types import ModuleType
 from typing import NamedTuple
 
@@ -18,7 +17,6 @@ from ..errors import ImageError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER_BYTES = 33  # signature, then the IHDR chunk: length, type, 13 bytes of fields, CRC
-_LEVEL = 3  # zlib level: the low byte of 16-bit photos is noise, so 6 saves ~1% for ~40% more time
 
 
 class PngHeader(NamedTuple):
@@ -60,19 +58,3 @@ def decode(data: bytes) -> np.ndarray:
         why = "truncated" if "too small" in str(exc) else "corrupt"  # imagecodecs' words for data running out
         raise PngDecodeError(f"{why} (libpng: {exc})") from None
     return pixels if pixels.ndim == 3 else pixels[:, :, None]
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-
-def encode(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
-    """PNG bytes for HxWxC uint16 pixels (C = 1..4), the ICC profile (if any) in an iCCP chunk after IHDR."""
-    if pixels.shape[2] == 1:  # gray as HxW: imagecodecs refuses the odd stride numpy may give a length-1 axis
-        pixels = pixels[:, :, 0]
-    data = bytes(_imagecodecs().png_encode(pixels, level=_LEVEL))
-    if not icc_profile:
-        return data
-    iccp = _chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile))  # name, NUL, method 0 (deflate)
-    return data[:HEADER_BYTES] + iccp + data[HEADER_BYTES:]

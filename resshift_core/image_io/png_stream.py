@@ -17,7 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from .png16 import PNG_SIGNATURE
+
 COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
 IDAT_BYTES = 1 << 20  # compressed bytes per IDAT chunk
 FILTER_ROWS = 64  # rows filtered at a time (bounds the filters' temporary arrays)
@@ -80,7 +81,7 @@ class PngStream:
         self.deflate = zlib.compressobj(LEVEL[bit_depth])
         self.pending = bytearray()
         header = struct.pack(">IIBBBBB", width, height, bit_depth, COLOR_TYPE[channels], 0, 0, 0)
-        f.write(SIGNATURE + _chunk(b"IHDR", header))
+        f.write(PNG_SIGNATURE + _chunk(b"IHDR", header))
         if icc_profile:  # name, NUL, compression method 0 (deflate), the profile
             f.write(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
 
