@@ -68,6 +68,11 @@ class Prepared:
     padding: Padding
     sf: int
 
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(height, width) of the result: sf x the original (unpadded) image."""
+        return self.padding.height * self.sf, self.padding.width * self.sf
+
 
 def _crop(x: torch.Tensor, rows_cols: tuple[slice, slice]) -> torch.Tensor:
     rows, cols = rows_cols
@@ -455,7 +460,6 @@ class ResShiftPipeline:
 
     def _decoded_bands(self, z0: torch.Tensor, prepared: Prepared, tiling: TilingConfig | None) -> Iterator[Band]:
         z0 = z0 / self.preset.scale_factor
-        height, width = prepared.padding.height * self.sf, prepared.padding.width * self.sf
         bands: Iterable[Band]
         if self.pixel_space:
             bands = [(0, z0.float())]
@@ -470,7 +474,7 @@ class ResShiftPipeline:
                 on_out_of_memory=self.on_out_of_memory,
                 device=self.device,
             )
-        return crop(bands, height, width)
+        return crop(bands, *prepared.output_size)
 
     def _decode_rows(self, z0: torch.Tensor, tiling: TilingConfig) -> Iterator[Band]:
         z0 = z0.to(tiling.host)
@@ -542,9 +546,11 @@ class ResShiftPipeline:
         if color_fix == "adain":
             whole = gather(bands)
             return iter([(0, self._color_fixed(whole, prepared, 0, color_fix))])
-        height = prepared.padding.height * self.sf
         return windowed(
-            bands, height, WAVELET_REACH, lambda window, first: self._color_fixed(window, prepared, first, color_fix)
+            bands,
+            prepared.output_size[0],
+            WAVELET_REACH,
+            lambda window, first: self._color_fixed(window, prepared, first, color_fix),
         )
 
     def restore(
@@ -616,8 +622,7 @@ class ResShiftPipeline:
         def bands() -> Iterator[Band]:
             if chosen is not None and can_stream_chain(self, steps, noise):
                 assert isinstance(noise, SeededNoise)
-                height, width = prepared.padding.height * self.sf, prepared.padding.width * self.sf
-                decoded = crop(streamed_one_step(self, prepared, noise, chosen, callback), height, width)
+                decoded = crop(streamed_one_step(self, prepared, noise, chosen, callback), *prepared.output_size)
             else:
                 z_y = self.encode(prepared, chosen)
                 z0 = self.sample(z_y, prepared, noise, steps=steps, callback=callback, tiling=chosen)
