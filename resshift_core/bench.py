@@ -25,9 +25,9 @@ from typing import NamedTuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import registry
+from . import devices, registry
 from .checkpoints.loading import LoadedModel
-from .devices import CPUINFO, dtype_from_name
+from .devices import dtype_from_name
 from .models.unet import ResShiftUNet, UNetConfig
 from .models.vqgan import VQGAN, VQGANConfig
 from .pipeline import ResShiftPipeline
@@ -138,10 +138,8 @@ def _timed_phases(pipe: ResShiftPipeline, device) -> dict[str, float]:
 
 
 def cpu_flags() -> list[str]:
-    try:
-        flags = set(CPUINFO.read_text(errors="replace").split())
-    except OSError:
-        return []
+    """The flags of CPU_FLAGS this CPU has (devices.cpu_flags reads them)."""
+    flags = devices.cpu_flags()
     return [f for f in CPU_FLAGS if f in flags]
 
 

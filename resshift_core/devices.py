@@ -35,14 +35,18 @@ def dtype_name(dtype: torch.dtype) -> str:
     raise InputError(f"unsupported dtype {dtype}: choose one of {', '.join(DTYPE_NAMES)}")
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo; empty where that cannot be read (other systems)."""
+    try:
+        return set(CPUINFO.read_text(errors="replace").split())
+    except OSError:
+        return set()
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo; False
     where that cannot be read (other systems: bf16 is then never picked automatically)."""
-    try:
-        flags = CPUINFO.read_text(errors="replace").split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return bool(cpu_flags() & set(NATIVE_BF16_FLAGS))
 
 
 def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:
@@ -117,6 +121,7 @@ __all__ = [
     "DTYPE_NAMES",
     "auto_dtype",
     "channels_last_for",
+    "cpu_flags",
     "cpu_has_native_bf16",
     "dtype_from_name",
     "dtype_name",
