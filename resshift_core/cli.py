@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import bench, cli_shard, cli_upscale, registry
-from .allocator import return_large_blocks_to_the_system
 from .checkpoints.loading import inspect_checkpoint, load_model
 from .checkpoints.writer import save_model
 from .colorfix import METHODS as COLOR_FIXES
@@ -170,7 +169,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return_large_blocks_to_the_system()  # the command line's own process only (see allocator)
     try:
         with sigterm_as_interrupt():
             return run(args)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .allocator import releasing_between
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .cli_shard import Shard, Tally
 from .errors import ImageError, InputError
@@ -168,12 +169,13 @@ def run_upscale(args, shard: Shard | None = None) -> int:
                         "(use --format png to keep them)"
                     )
                 # The result goes to the file a band of rows at a time as it is computed (PNG), so
-                # a large output never exists whole in floating point.
+                # a large output never exists whole in floating point; what the band's work freed
+                # goes back to the system before the next (see allocator).
                 save_image_bands(
                     dst,
                     img.height * pipe.sf,
                     img.width * pipe.sf,
-                    ((first, rows[0]) for first, rows in bands),
+                    ((first, rows[0]) for first, rows in releasing_between(bands)),
                     alpha_rows,
                     bit_depth=bits,
                     grayscale=img.grayscale,

@@ -262,6 +262,33 @@ def test_attention_matches_the_explicit_softmax():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_banded_pixel_attention_matches_float64_softmax(monkeypatch, dtype):
+    g = torch.Generator().manual_seed(0)
+    # Wide logits (|q.k|/sqrt(C) up to ~25): rounded to bf16 they would move the weights by a
+    # few %, which the bf16 tolerance below rejects (4x over it: 0.012 against 0.003).
+    q, k, v = (torch.randn(2, 50, 64, generator=g).mul(2.5).to(dtype) for _ in range(3))
+    expected = torch.softmax(q.double() @ k.double().transpose(1, 2) / 8, dim=-1) @ v.double()
+    monkeypatch.setattr(vqgan_blocks, "ATTENTION_SCORE_ELEMENTS", 7 * 50)  # bands of 7 rows, last one short
+    got = vqgan_blocks.pixel_attention(q, k, v)
+    assert got.dtype == dtype
+    # fp32: GEMM rounding; bf16: the probabilities' and the output's rounding.
+    tol = 1e-5 if dtype == torch.float32 else 6e-3
+    assert (got.double() - expected).abs().max() < tol * v.abs().max().double()
+
+
+def test_upsample_refolds_its_kernel_when_the_weight_changes():
+    torch.manual_seed(0)
+    up = vqgan_blocks.Upsample(8)
+    x = torch.randn(1, 8, 3, 4)
+    with torch.no_grad():
+        up(x)
+        up.conv.weight.mul_(2)  # in place: same storage, new version
+        assert (up(x) - up.reference_forward(x)).abs().max() < 1e-5
+        up.conv.weight = torch.nn.Parameter(torch.randn_like(up.conv.weight))  # new storage
+        assert (up(x) - up.reference_forward(x)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_channels_last_group_norm_is_accurate_far_from_zero(dtype):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 64, 16, 16, generator=g) * 0.05 + 30  # mean 600x the spread

@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .cpu_matmul import Linear
+from .derived import DerivedCache
+
 # Logit offset between tokens of different shift regions (the published value).
 SHIFT_MASK_VALUE = -100.0
 
@@ -112,8 +115,8 @@ class WindowAttention(nn.Module):
         # Stored in the published checkpoints, so kept for key compatibility; the forward pass
         # derives the index itself and does not depend on this buffer being loaded.
         self.register_buffer("relative_position_index", _built_on_cpu(relative_position_index, window))
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def position_bias(self) -> torch.Tensor:
@@ -203,25 +206,16 @@ class SwinBlock(nn.Module):
         # compatibility only (see `bottom_row_mask` for what the forward pass uses).
         mask = _built_on_cpu(shifted_window_mask, resolution, resolution, window, shift) if shift else None
         self.register_buffer("attn_mask", mask)
-        self._bias_cache: dict = {}
+        self._bias_cache = DerivedCache()
 
     def attention_bias(self, device, dtype) -> torch.Tensor:
         """Relative-position bias, plus the bottom-row shift mask as a second entry if shifted.
 
         (1 or 2, heads, N, N), independent of the input size; cached per device and dtype outside
-        autograd, and rebuilt when the bias table changes (new storage or an in-place update).
+        autograd (see DerivedCache).
         """
-        # Cached outside autograd only; under torch.compile the few ops are traced into the graph.
-        if torch.compiler.is_compiling() or torch.is_grad_enabled():
-            return self._build_bias(device, dtype)
         table = self.attn.relative_position_bias_table
-        key = (device, dtype, torch.is_inference_mode_enabled())
-        # Inference tensors (ComfyUI runs nodes under inference_mode) have no version counter.
-        stamp = (table.data_ptr(), 0 if table.is_inference() else table._version)
-        hit = self._bias_cache.get(key)
-        if hit is None or hit[0] != stamp:
-            hit = self._bias_cache[key] = (stamp, self._build_bias(device, dtype))
-        return hit[1]
+        return self._bias_cache.get(table, device, dtype, lambda: self._build_bias(device, dtype))
 
     def _build_bias(self, device, dtype) -> torch.Tensor:
         bias = self.attn.position_bias().float()[None]

@@ -11,7 +11,9 @@ Speed (inference on the CPU dominates the whole restoration chain):
 * "nearest x2 upsample, then 3x3 conv" runs as one stride-2 transposed 4x4 conv whose taps are
   sums of the 3x3 taps: the same function with 16/36 of the multiply-adds and no 4x-sized
   intermediate;
-* the mid-block attention uses `scaled_dot_product_attention` (no HW x HW matrix);
+* the mid-block attention (one head of 512 channels) runs on the CPU as float32 score matmuls
+  over bands of query rows (`pixel_attention`): torch's CPU flash kernel reaches under half the
+  GEMM rate at that head width; elsewhere, and compiled, `scaled_dot_product_attention`;
 * activations are updated in place when no autograd graph is being recorded.
 
 Dtypes: a layer computes in the dtype of its input and casts its own parameters to it (a no-op
@@ -26,6 +28,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .cpu_matmul import linear
+from .derived import DerivedCache
 
 GROUPS = 32
 NORM_EPS = 1e-6  # the published Normalize()
@@ -141,7 +146,7 @@ def conv1x1_tokens(conv: nn.Conv2d, tokens: torch.Tensor) -> torch.Tensor:
     """A 1x1 conv applied to (B, N, C) tokens: a plain matmul, no layout change."""
     weight = conv.weight.to(tokens.dtype).flatten(1)
     bias = None if conv.bias is None else conv.bias.to(tokens.dtype)
-    return F.linear(tokens, weight, bias)
+    return linear(tokens, weight, bias)
 
 
 class ResnetBlock(nn.Module):
@@ -165,8 +170,35 @@ class ResnetBlock(nn.Module):
         return h.add_(skip) if _inplace_ok(h) else h + skip
 
 
+# Scores held at once by `pixel_attention` (16 MiB in float32): a band of query rows against
+# every key, so a large tile never builds the whole HW x HW matrix.
+ATTENTION_SCORE_ELEMENTS = 1 << 22
+
+
+def pixel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(C)) v for (B, N, C) tokens, a band of query rows at a time.
+
+    Scores and softmax are float32 whatever the dtype (half-precision logits of a wide head
+    round by whole tenths); the probabilities meet v in v's dtype, as the flash kernels do.
+    Outside autograd only (the bands are written into one output).
+    """
+    batch, n, channels = q.shape
+    scale = channels**-0.5
+    keys = k.float()  # one upcast for every band
+    values_t = v.transpose(1, 2).contiguous()  # B, C, N: `linear` takes (out, in) weights
+    out = torch.empty_like(q)
+    rows = max(1, ATTENTION_SCORE_ELEMENTS // n)
+    for b in range(batch):
+        for top in range(0, n, rows):
+            band = slice(top, top + rows)
+            scores = linear(q[b, band].float(), keys[b]).mul_(scale)  # q k^T
+            probs = torch.softmax(scores, dim=-1).to(v.dtype)
+            out[b, band] = linear(probs, values_t[b])  # probs v
+    return out
+
+
 class AttnBlock(nn.Module):
-    """Single-head self-attention over all pixels, through scaled_dot_product_attention."""
+    """Single-head self-attention over all pixels (see `pixel_attention`)."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -180,8 +212,11 @@ class AttnBlock(nn.Module):
         b, c, height, width = x.shape
         # B, H, W, C -> B, HW, C: a view when x is channels_last, one copy otherwise.
         tokens = self.norm(x).permute(0, 2, 3, 1).reshape(b, height * width, c)
-        q, k, v = (conv1x1_tokens(conv, tokens).unsqueeze(1) for conv in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q, k, v).squeeze(1)  # softmax(q k^T / sqrt(C)) v
+        q, k, v = (conv1x1_tokens(conv, tokens) for conv in (self.q, self.k, self.v))
+        if x.device.type == "cpu" and not torch.compiler.is_compiling() and _inplace_ok(q):
+            out = pixel_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None]).squeeze(1)
         out = conv1x1_tokens(self.proj_out, out)
         out = out.view(b, height, width, c).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
         return out.add_(x) if _inplace_ok(out) else out + x
@@ -220,9 +255,11 @@ class Upsample(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.conv = Conv2d(channels, channels, 3, padding=1)
+        self._folded = DerivedCache()  # the 4x4 kernel, folded once rather than per call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = upsample_conv_weight(self.conv.weight).to(x.dtype)
+        source = self.conv.weight
+        weight = self._folded.get(source, x.device, x.dtype, lambda: upsample_conv_weight(source).to(x.dtype))
         bias = None if self.conv.bias is None else self.conv.bias.to(x.dtype)
         return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
 
