@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .allocator import releasing_between
+from .allocator import release_free_memory, releasing_between
 from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan_outputs
 from .cli_shard import Shard, Tally
 from .errors import ImageError, InputError
@@ -120,6 +120,7 @@ def run_upscale(args, shard: Shard | None = None) -> int:
     progress = None if args.no_progress else shard.progress_bar(len(files) * steps)  # over all ranks
 
     def on_step(info: StepInfo) -> None:
+        release_free_memory()  # what the step's tiles freed, before the next step or the decoder
         if progress is not None:
             progress.update(1)
 

@@ -407,3 +407,35 @@ UNET_CASES = [c for c in reference_cases() if "unet.out" in load_file(str(c / "t
 @pytest.mark.parametrize("case_dir", UNET_CASES, ids=lambda p: p.name)
 def test_matches_published_unet(case_dir):
     check_unet_reference_case(case_dir)
+
+
+@pytest.mark.parametrize("shift", [0, 4])
+def test_swin_attention_in_bands_of_window_rows_equals_the_whole_map(monkeypatch, shift):
+    from resshift_core.models import swin
+
+    torch.manual_seed(0)
+    block = swin.SwinBlock(dim=32, num_heads=2, window=8, shift=shift, mlp_ratio=2, resolution=64).eval()
+    with torch.no_grad():
+        block.attn.relative_position_bias_table.normal_()
+        x = torch.randn(2, 32, 40, 24)  # 5 rows of windows, 3 per row
+        monkeypatch.setattr(swin, "ATTENTION_BAND_ELEMENTS", 1 << 30)
+        whole = block(x)
+        monkeypatch.setattr(swin, "ATTENTION_BAND_ELEMENTS", 2 * 8 * 24 * 3 * 32)  # 2 window rows a band
+        banded = block(x)
+    with torch.enable_grad():  # the autograd path attends the whole map at once
+        reference = block(x)
+    assert (banded - whole).abs().max() < 1e-5
+    assert (banded - reference).abs().max() < 1e-5
+    # The bottom row of windows keeps its shift mask in the last band (it would differ without).
+    if shift:
+        unmasked = block._attend(
+            block.norm1(x).permute(0, 2, 3, 1).roll((-shift, -shift), (1, 2)),
+            block.attention_bias("cpu", torch.float32),
+            last_row=False,
+        )
+        masked = block._attend(
+            block.norm1(x).permute(0, 2, 3, 1).roll((-shift, -shift), (1, 2)),
+            block.attention_bias("cpu", torch.float32),
+            last_row=True,
+        )
+        assert (unmasked - masked).abs().max() > 1e-3

@@ -148,6 +148,10 @@ class WindowAttention(nn.Module):
         return torch.cat(out)
 
 
+# qkv elements of one band of window rows, outside autograd (32 MiB in float32); see
+# SwinBlock._attend_in_bands.
+ATTENTION_BAND_ELEMENTS = 1 << 23
+
 # Hidden elements of the MLP computed at once outside autograd (32 MiB in float32): its hidden
 # layer is mlp_ratio x wider than the block, the widest activation of the whole UNet (768
 # channels at a 256x256 tile: 200 MB), so large maps go through it in bands of rows.
@@ -232,15 +236,42 @@ class SwinBlock(nn.Module):
         h = self.norm1(x).permute(0, 2, 3, 1)
         if s:
             h = torch.roll(h, (-s, -s), (1, 2))
-        tokens = rearrange(h, "b (nh wh) (nw ww) c -> (b nh nw) (wh ww) c", wh=w, ww=w)
-        out = self.attn(tokens, self.attention_bias(x.device, x.dtype), batch, bottom_windows=width // w)
-        # Undo the windowing straight from the heads layout; the output projection is per pixel.
-        h = rearrange(out, "(b nh nw) heads (wh ww) d -> b (nh wh) (nw ww) (heads d)", b=batch, nh=height // w, wh=w)
-        h = self.attn.proj(h)
+        bias = self.attention_bias(x.device, x.dtype)
+        if torch.compiler.is_compiling() or not _no_grad_needed(x, self.attn.qkv.weight):
+            h = self._attend(h, bias, last_row=True)
+        else:
+            h = self._attend_in_bands(h, bias)
         if s:
             h = torch.roll(h, (s, s), (1, 2))
         x = x + h.permute(0, 3, 1, 2)
         return self.mlp.add_to(x, self.norm2(x))  # x + mlp(norm2(x)), x being our own sum
+
+    def _attend(self, h: torch.Tensor, bias: torch.Tensor, last_row: bool) -> torch.Tensor:
+        """Window attention and output projection of (B, rows, W, C) pixels, whole rows of windows;
+        `last_row`: they end with the map's bottom row of windows (the shifted blocks mask it)."""
+        batch, height, width, _ = h.shape
+        w = self.window
+        tokens = rearrange(h, "b (nh wh) (nw ww) c -> (b nh nw) (wh ww) c", wh=w, ww=w)
+        out = self.attn(tokens, bias, batch, bottom_windows=width // w if last_row else 0)
+        # Undo the windowing straight from the heads layout; the output projection is per pixel.
+        h = rearrange(out, "(b nh nw) heads (wh ww) d -> b (nh wh) (nw ww) (heads d)", b=batch, nh=height // w, wh=w)
+        return self.attn.proj(h)
+
+    def _attend_in_bands(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """`_attend` over bands of window rows (windows are independent): the qkv projection,
+        3x the block's width, and its per-head copy exist for one band at a time (at a 256x256
+        tile they would be 300 MB in float32)."""
+        batch, height, width, channels = h.shape
+        w = self.window
+        window_rows = height // w
+        band = max(1, ATTENTION_BAND_ELEMENTS // (w * width * 3 * channels))
+        out = h.new_empty(h.shape)
+        for image in range(batch):
+            for top in range(0, window_rows, band):
+                rows = slice(top * w, min(top + band, window_rows) * w)
+                last_row = top + band >= window_rows
+                out[image : image + 1, rows] = self._attend(h[image : image + 1, rows], bias, last_row)
+        return out
 
 
 class Projection(nn.Module):
