@@ -59,6 +59,26 @@ RANDOM_BUILDS = {
 }
 
 
+def _linear_flops(x_shape, w_shape, *_args, **_kwargs) -> int:
+    return 2 * math.prod(x_shape[:-1]) * w_shape[0] * w_shape[1]
+
+
+def _cpu_attention_flops(q_shape, k_shape, v_shape, *_args, **_kwargs) -> int:
+    *batch, queries, depth = q_shape
+    return 4 * math.prod(batch) * queries * k_shape[-2] * depth  # q k^T and probs v
+
+
+def _extra_flop_formulas() -> dict:
+    """Kernels FlopCounterMode does not know: oneDNN's float32 linear (cpu_matmul) and torch's
+    CPU flash attention. Counted like their plain forms, so the work is the same whatever the
+    kernel and the GFLOP/s compare."""
+    formulas: dict = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+    onednn = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if onednn is not None:
+        formulas[onednn] = _linear_flops
+    return formulas
+
+
 def build_random_pipeline(
     device, dtype, seed: int = 0, model: str = RANDOM_V3, compile: bool = False
 ) -> ResShiftPipeline:
@@ -223,7 +243,7 @@ def worker(setting: dict) -> dict:
         steps.append(info.timestep)
 
     t0 = time.perf_counter()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas()) as counter:
         out = run(count_step)
     times = [time.perf_counter() - t0] if repeat == 0 else []
     flops = counter.get_total_flops()

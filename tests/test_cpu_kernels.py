@@ -36,18 +36,36 @@ def test_onednn_linear_is_taken_only_where_it_is_the_same_product():
 
 def test_swin_linears_keep_the_published_state_dict_keys():
     layer = cpu_matmul.Linear(4, 6)
-    assert isinstance(layer, torch.nn.Linear) and set(layer.state_dict()) == {"weight", "bias"}
+    assert isinstance(layer, torch.nn.Linear)
+    assert set(layer.state_dict()) == {"weight", "bias"}
 
 
 def test_free_memory_is_released_after_each_band(monkeypatch):
-    calls = []
+    calls: list[int] = []
+    seen: list[str] = []
     monkeypatch.setattr(allocator, "release_free_memory", lambda: calls.append(len(seen)))
-    seen = []
     for item in allocator.releasing_between(["a", "b", "c"]):
         seen.append(item)
-    assert seen == ["a", "b", "c"] and calls == [1, 2, 3]  # after each band has been used
+    assert seen == ["a", "b", "c"]
+    assert calls == [1, 2, 3]  # after each band has been used
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_release_free_memory_runs_on_glibc():
     assert allocator.release_free_memory() is True
+
+
+def test_bench_counts_the_same_work_whatever_the_kernel():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from resshift_core.bench import _extra_flop_formulas
+
+    def flops(fn):
+        with FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas()) as counter:
+            fn()
+        return counter.get_total_flops()
+
+    x, w = torch.randn(10, 20), torch.randn(30, 20)
+    assert flops(lambda: cpu_matmul.linear(x, w)) == flops(lambda: F.linear(x.double(), w.double())) == 2 * 10 * 20 * 30
+    q = torch.randn(2, 3, 16, 8)
+    assert flops(lambda: F.scaled_dot_product_attention(q, q, q)) == 4 * 2 * 3 * 16 * 16 * 8

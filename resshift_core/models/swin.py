@@ -228,7 +228,7 @@ class SwinBlock(nn.Module):
         return bias.to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
+        height, width = x.shape[-2:]
         w, s = self.window, self.shift
         if height % w or width % w:
             raise ValueError(f"feature map {height}x{width} is not a multiple of the attention window {w}")
