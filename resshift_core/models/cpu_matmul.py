@@ -18,10 +18,10 @@ _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 
 def _onednn_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
-        x.device.type == "cpu"
+        not torch.compiler.is_compiling()  # first: Dynamo would break its graph on the calls below
+        and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and torch.backends.mkldnn.is_available()
-        and not torch.compiler.is_compiling()
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     )
 
