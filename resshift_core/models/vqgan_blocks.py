@@ -178,8 +178,9 @@ ATTENTION_SCORE_ELEMENTS = 1 << 22
 def pixel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(C)) v for (B, N, C) tokens, a band of query rows at a time.
 
-    Scores and softmax are float32 whatever the dtype (half-precision logits of a wide head
-    round by whole tenths); the probabilities meet v in v's dtype, as the flash kernels do.
+    Scores and softmax are float32 whatever the dtype (a bf16 logit of 25 rounds to a multiple
+    of 1/8, moving its weight by up to 6%); the probabilities meet v in v's dtype, as the flash
+    kernels do.
     Outside autograd only (the bands are written into one output).
     """
     batch, n, channels = q.shape
