@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .autograd_free import records_no_graph
+
 # A private op (torch.ops.mkldnn), present when torch was built with oneDNN; absent, F.linear.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
@@ -22,7 +24,7 @@ def _onednn_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and torch.backends.mkldnn.is_available()
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and records_no_graph(x, weight)
     )
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .autograd_free import records_no_graph
 from .cpu_matmul import Linear
 from .derived import DerivedCache
 
@@ -158,10 +159,6 @@ ATTENTION_BAND_ELEMENTS = 1 << 23
 MLP_BAND_ELEMENTS = 1 << 23
 
 
-def _no_grad_needed(*tensors: torch.Tensor) -> bool:
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-
-
 class Mlp(nn.Module):
     """Per-pixel feed-forward network as two 1x1 convolutions (published layout)."""
 
@@ -182,7 +179,7 @@ class Mlp(nn.Module):
         the same as forward's."""
         # Compiled, the row loop would tie the graph to the map's height (and Inductor fuses the
         # GELU anyway): one plain call then.
-        if torch.compiler.is_compiling() or not _no_grad_needed(x, residual, self.fc1.weight):
+        if torch.compiler.is_compiling() or not records_no_graph(x, residual, self.fc1.weight):
             return residual + self.forward(x)
         _, _, height, width = x.shape
         rows = max(1, MLP_BAND_ELEMENTS // max(1, width * self.fc1.out_channels))
@@ -237,7 +234,7 @@ class SwinBlock(nn.Module):
         if s:
             h = torch.roll(h, (-s, -s), (1, 2))
         bias = self.attention_bias(x.device, x.dtype)
-        if torch.compiler.is_compiling() or not _no_grad_needed(x, self.attn.qkv.weight):
+        if torch.compiler.is_compiling() or not records_no_graph(x, self.attn.qkv.weight):
             h = self._attend(h, bias, last_row=True)
         else:
             h = self._attend_in_bands(h, bias)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ArchitectureError, InputError
+from .autograd_free import records_no_graph
 from .vqgan_blocks import GROUPS, Conv2d, Decoder, Encoder
 
 # Options of the published Encoder/Decoder that would change the network; the values we support.
@@ -253,7 +254,7 @@ class VectorQuantizer(nn.Module):
         if h.dim() != 4 or h.shape[1] != self.embed_dim:
             raise InputError(f"quantize expects (B, {self.embed_dim}, H, W) latents, got {tuple(h.shape)}")
         quantized = self.lookup(self.indices(h)).to(h.dtype)
-        if torch.is_grad_enabled() and h.requires_grad:
+        if not records_no_graph(h):
             quantized = h + (quantized - h).detach()  # straight-through gradient, as published
         return quantized.contiguous(memory_format=_memory_format(h))
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .autograd_free import records_no_graph
 from .cpu_matmul import linear
 from .derived import DerivedCache
 
@@ -38,11 +39,6 @@ NORM_EPS = 1e-6  # the published Normalize()
 # stays in L3, and few slices keep the op count low (each op is a parallel region, costly when
 # the cores are oversubscribed).
 _MOMENT_SLICE = 1 << 21
-
-
-def _inplace_ok(t: torch.Tensor) -> bool:
-    """In-place updates are safe when nothing records the tensor for a backward pass."""
-    return not (torch.is_grad_enabled() and t.requires_grad)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -93,7 +89,7 @@ def _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace=False):
     scale = rstd * weight.float().view(1, num_groups, per_group)  # n, g, c/g
     shift = bias.float().view(1, num_groups, per_group) - mean_g * scale
     scale, shift = scale.view(n, c, 1, 1), shift.view(n, c, 1, 1)
-    if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad):
+    if not records_no_graph(x, scale):
         return torch.addcmul(shift, x.float(), scale).to(x.dtype)  # out= records no gradient
     out = x if inplace else torch.empty_like(x)
     if x.dtype == torch.float32:
@@ -117,7 +113,7 @@ def group_norm(
         # loop per input height, compiling anew for every size.
         return F.group_norm(x.float(), num_groups, weight.float(), bias.float(), eps).to(x.dtype)
     if x.device.type == "cpu" and _is_channels_last(x):
-        return _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace and _inplace_ok(x))
+        return _group_norm_channels_last(x, num_groups, weight, bias, eps, inplace and records_no_graph(x))
     # NCHW on the CPU (Welford) and CUDA (fp32 accumulation for half inputs) are accurate.
     return F.group_norm(x, num_groups, weight.to(x.dtype), bias.to(x.dtype), eps)
 
@@ -131,7 +127,7 @@ class GroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor, silu: bool = False, inplace: bool = False) -> torch.Tensor:
         """`inplace`: x is not needed afterwards, so its memory may be reused (saves an allocation)."""
         out = group_norm(x, self.num_groups, self.weight, self.bias, self.eps, inplace)
-        return F.silu(out, inplace=_inplace_ok(out)) if silu else out
+        return F.silu(out, inplace=records_no_graph(out)) if silu else out
 
 
 class Conv2d(nn.Conv2d):
@@ -167,7 +163,7 @@ class ResnetBlock(nn.Module):
         h = self.conv1(self.norm1(x, silu=True))
         h = self.conv2(self.dropout(self.norm2(h, silu=True, inplace=True)))
         skip = self.nin_shortcut(x) if self.in_channels != self.out_channels else x
-        return h.add_(skip) if _inplace_ok(h) else h + skip
+        return h.add_(skip) if records_no_graph(h) else h + skip
 
 
 # Scores held at once by `pixel_attention` (16 MiB in float32): a band of query rows against
@@ -214,13 +210,13 @@ class AttnBlock(nn.Module):
         # B, H, W, C -> B, HW, C: a view when x is channels_last, one copy otherwise.
         tokens = self.norm(x).permute(0, 2, 3, 1).reshape(b, height * width, c)
         q, k, v = (conv1x1_tokens(conv, tokens) for conv in (self.q, self.k, self.v))
-        if x.device.type == "cpu" and not torch.compiler.is_compiling() and _inplace_ok(q):
+        if x.device.type == "cpu" and not torch.compiler.is_compiling() and records_no_graph(q):
             out = pixel_attention(q, k, v)
         else:
             out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None]).squeeze(1)
         out = conv1x1_tokens(self.proj_out, out)
         out = out.view(b, height, width, c).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
-        return out.add_(x) if _inplace_ok(out) else out + x
+        return out.add_(x) if records_no_graph(out) else out + x
 
 
 class Downsample(nn.Module):
