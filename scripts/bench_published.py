@@ -21,6 +21,7 @@ at drop rate 0, which the published configs use).
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import math
@@ -34,49 +35,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from resshift_core import registry
 from resshift_core.request import load_pipeline
 from resshift_core.sampler import ExplicitNoise
 
 STEPS = 4  # the v3 (journal) settings below
-UNET_ARGS = {
-    "image_size": 64,
-    "in_channels": 3,
-    "model_channels": 160,
-    "out_channels": 3,
-    "attention_resolutions": [64, 32, 16, 8],
-    "dropout": 0,
-    "channel_mult": [1, 2, 2, 4],
-    "num_res_blocks": [2, 2, 2, 2],
-    "conv_resample": True,
-    "dims": 2,
-    "use_fp16": False,
-    "num_head_channels": 32,
-    "use_scale_shift_norm": True,
-    "resblock_updown": False,
-    "swin_depth": 2,
-    "swin_embed_dim": 192,
-    "window_size": 8,
-    "mlp_ratio": 4,
-    "cond_lq": True,
-    "lq_size": 64,
-}
-VQGAN_ARGS = {
-    "ddconfig": {
-        "double_z": False,
-        "z_channels": 3,
-        "resolution": 256,
-        "in_channels": 3,
-        "out_ch": 3,
-        "ch": 128,
-        "ch_mult": [1, 2, 4],
-        "num_res_blocks": 2,
-        "attn_resolutions": [],
-        "dropout": 0.0,
-        "padding_mode": "zeros",
-    },
-    "n_embed": 8192,
-    "embed_dim": 3,
-}
+# The published constructor arguments come from our registry's layouts (the published yamls'
+# `model.params` and `autoencoder.params`); the diffusion settings are that yaml's own.
+UNET_ENTRY, VAE_ENTRY = "resshift_realsrx4_s4_v3", "autoencoder_vq_f4"
 DIFFUSION_ARGS = {
     "sf": 4,
     "schedule_name": "exponential",
@@ -110,6 +76,13 @@ def _stand_in_for_timm() -> None:
         for name in ("timm", "timm.models"):
             sys.modules.setdefault(name, types.ModuleType(name))
         sys.modules["timm.models.layers"] = layers
+
+
+def _published_arguments(name: str) -> dict:
+    entry = registry.find(name)
+    if entry is None or entry.architecture is None:
+        raise SystemExit(f"error: weights/registry.json lacks the layout of {name}")
+    return copy.deepcopy(entry.architecture)
 
 
 def _randomise(module: torch.nn.Module) -> None:
@@ -169,8 +142,9 @@ def main(argv=None) -> int:
     from models.script_util import create_gaussian_diffusion  # type: ignore[import-not-found]
     from models.unet import UNetModelSwin  # type: ignore[import-not-found]
 
+    unet_args, vae_args = (_published_arguments(name) for name in (UNET_ENTRY, VAE_ENTRY))
     torch.manual_seed(0)
-    unet, vae = UNetModelSwin(**UNET_ARGS).eval(), VQModelTorch(**VQGAN_ARGS).eval()
+    unet, vae = UNetModelSwin(**unet_args).eval(), VQModelTorch(**vae_args).eval()
     _randomise(unet)
     diffusion = create_gaussian_diffusion(**DIFFUSION_ARGS)
 
