@@ -12,8 +12,9 @@ activations, tile by tile) leaves free holes there that stay resident. Two ways 
   heaps too. The peak within a band is the same either way give or take fragmentation; what
   accumulated over many tiles goes back at each band.
 
-The command line and bench's measuring processes use the second: the library never touches
-the allocator, so a host such as ComfyUI keeps its own.
+The command line uses the second. bench's measuring processes leave glibc's threshold alone too
+(so their timings are the command line's) and have no bands to release between. The library
+never touches the allocator, so a host such as ComfyUI keeps its own.
 """
 
 from __future__ import annotations
