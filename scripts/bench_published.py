@@ -138,9 +138,17 @@ def main(argv=None) -> int:
     _stand_in_for_timm()
     sys.path.insert(0, str(args.published.resolve()))
     # The published code, from --published (untyped, outside this repository).
-    from ldm.models.autoencoder import VQModelTorch  # type: ignore[import-not-found]
-    from models.script_util import create_gaussian_diffusion  # type: ignore[import-not-found]
-    from models.unet import UNetModelSwin  # type: ignore[import-not-found]
+    try:
+        from ldm.models.autoencoder import VQModelTorch  # type: ignore[import-not-found]
+        from models.script_util import create_gaussian_diffusion  # type: ignore[import-not-found]
+        from models.unet import UNetModelSwin  # type: ignore[import-not-found]
+    except ImportError as exc:
+        print(
+            f"error: the published code in {args.published} does not import ({exc}); give a checkout of "
+            "zsyOAOA/ResShift (3ce1d81 was tested) and install what it names",
+            file=sys.stderr,
+        )
+        return 2
 
     unet_args, vae_args = (_published_arguments(name) for name in (UNET_ENTRY, VAE_ENTRY))
     torch.manual_seed(0)
