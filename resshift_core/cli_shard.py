@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from .cli_outputs import PlannedOutput
 from .devices import pick_device
@@ -30,6 +30,12 @@ CONNECT_TIMEOUT = timedelta(minutes=5)  # for every rank to reach the store at s
 PULSE_S = 0.5  # heartbeat and progress push/poll period
 SILENT_S = 60.0  # a rank whose heartbeat has not moved for this long is taken for dead
 POLL_S = 0.05
+
+T = TypeVar("T")
+
+
+class RankZeroRefusedError(Exception):
+    """Rank 0 stopped on a refusal (one line it printed) before this rank got as far."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,24 @@ class Shard:
             return name
         return pick_device(name, local_rank=self.ranks.local_rank)
 
+    def load_in_turn(self, load: Callable[[bool], T]) -> T:
+        """`load(speaks)` when this rank's turn comes, for what every rank needs from disk or
+        the network (the model). Rank 0 goes first: it downloads what is missing and alone
+        speaks (`speaks` is True only there). Then the first rank of each other machine (where
+        the cache is not shared, it is filled once per machine), then the rest, which find the
+        files in place. torchrun numbers a machine's ranks from RANK - LOCAL_RANK."""
+        if self.alone:
+            return load(True)
+        rank, local = self.ranks.rank, self.ranks.local_rank
+        before = {0: "loaded/0"}
+        if local > 0 and rank - local > 0:  # the first rank of this (not the first) machine
+            before[rank - local] = f"loaded/{rank - local}"
+        if rank > 0:
+            self._wait(before, "loading the model")
+        result = load(self.ranks.main)
+        self.store.set(f"loaded/{rank}", "1")
+        return result
+
     def share(self, plan: Sequence[PlannedOutput]) -> list[PlannedOutput]:
         """This rank's items of the plan, once every rank has planned the same outputs."""
         if self.alone:
@@ -201,6 +225,8 @@ class Shard:
                     del waiting[r]
                     continue
                 if self.store.check([f"ended/{r}"]):
+                    if r == 0 and self.store.check(["error/0"]):
+                        raise RankZeroRefusedError  # rank 0 said why; every rank would have said the same
                     raise RanksError(
                         f"process {r} of {self.ranks.world} stopped before {what} (see its error): its files may "
                         "be missing; rerun with --skip-existing"
@@ -275,6 +301,8 @@ def run_sharded(run: Callable[[Any, Shard], int], args: Any) -> int:
     shard._start_pulse()
     try:
         return run(args, shard)
+    except RankZeroRefusedError:
+        return 1  # rank 0 says it
     except ResShiftError as exc:
         if shard.same_error_as_rank0(str(exc)):
             return 1  # rank 0 says it

@@ -41,8 +41,14 @@ def _download_bar():
     return progress
 
 
-def build_pipeline(args, device=None) -> ResShiftPipeline:
-    """The request the options describe (on `device`, where a torchrun rank has its own)."""
+def _silent(line: str) -> None:
+    pass
+
+
+def build_pipeline(args, device=None, speaks: bool = True) -> ResShiftPipeline:
+    """The request the options describe (on `device`, where a torchrun rank has its own);
+    `speaks`: whether its lines (the model, the download bar) are printed."""
+    quiet = args.no_progress or not speaks
     return load_pipeline(
         model=args.model,
         vae=args.vae,
@@ -52,8 +58,8 @@ def build_pipeline(args, device=None) -> ResShiftPipeline:
         device=args.device if device is None else device,
         dtype=args.dtype,
         download=not args.no_download,
-        progress=None if args.no_progress else _download_bar(),
-        log=_say,
+        progress=None if quiet else _download_bar(),
+        log=_say if speaks else _silent,
         vae_hint="pass --vae",
         compile=args.compile,
     )
@@ -110,9 +116,10 @@ def run_upscale(args, shard: Shard | None = None) -> int:
     check_seeds([args.seed], 1)  # what needs no model is checked before one is loaded
     check_tile_sizes(tile=args.tile, overlap=args.tile_overlap, vae_tile=args.vae_tile)
     mine = shard.share(plan)  # every rank planned the same outputs; this one does its share
-    pipe = build_pipeline(args, shard.device(args.device))
+    pipe = shard.load_in_turn(lambda speaks: build_pipeline(args, shard.device(args.device), speaks))
     steps = pipe.resolve_steps(args.steps)
-    _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
+    if shard.ranks.main:
+        _say(f"sampling {steps} steps ({pipe.preset.spacing} spacing), colour fix {args.color_fix}")
     tiling = pipe.tiling(args.tile, args.tile_overlap, args.vae_tile)
     streams = pipe.streams_chain(steps)
     memory = memory_model(pipe.pixel_space, streams, args.color_fix)

@@ -88,6 +88,9 @@ def test_rank_zero_shows_one_bar_over_all_steps_and_one_summary(runs):
     assert proc.stderr.count(f"/{total} [") >= 1 and f"/{total // 2} [" not in proc.stderr  # no per-rank bar
     assert proc.stderr.count("images restored by") == 1
     assert f"{N_IMAGES} of {N_IMAGES} images restored by 2 processes" in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert sum(line.startswith("model ") for line in lines) == 1  # the model's line, from rank 0 alone
+    assert sum(line.startswith("sampling ") for line in lines) == 1
     assert proc.stdout == ""
 
 
@@ -181,3 +184,47 @@ def test_the_summary_sums_every_ranks_tally(capsys):
     assert err.strip() == expected
     assert Shard(Ranks(1, 1, 2), shard.store).finish(Tally(1, 2, 1), 6) == 1  # rank 1 read the same totals
     assert capsys.readouterr().err == ""
+
+
+@needs_gloo
+def test_rank_zero_loads_first_and_alone_speaks_then_each_machines_first_rank_then_the_rest(monkeypatch):
+    store = torch.distributed.HashStore()
+    heard: list[tuple[int, bool]] = []
+
+    def load_as(rank: int, local: int) -> int:
+        def load(speaks: bool) -> int:
+            heard.append((rank, speaks))
+            return rank
+
+        return Shard(Ranks(rank, local, 4), store).load_in_turn(load)  # 2 machines of 2 ranks: 0 1 | 2 3
+
+    monkeypatch.setattr(cli_shard, "SILENT_S", 0.1)
+    with pytest.raises(RanksError, match="process 0 of 4 has not been heard from"):
+        load_as(2, 0)  # the second machine's first rank waits for rank 0
+    assert heard == []
+    assert load_as(0, 0) == 0
+    assert load_as(1, 1) == 1  # the first machine's second rank needs only rank 0
+    assert not store.check(["loaded/2"])
+    store.set("loaded/2", "1")  # machine 2's first rank has loaded: its second rank may go
+    assert load_as(3, 1) == 3
+    assert heard == [(0, True), (1, False), (3, False)]
+
+
+@needs_gloo
+def test_a_rank_waiting_on_a_rank_zero_that_refused_stops_quietly(capsys):
+    store = torch.distributed.HashStore()
+    store.set("error/0", "model file not found: x.pth")
+    store.set("ended/0", "1")
+    with pytest.raises(cli_shard.RankZeroRefusedError):
+        Shard(Ranks(1, 1, 2), store).load_in_turn(lambda speaks: pytest.fail("loaded before rank 0"))
+    assert capsys.readouterr().err == ""
+
+
+@needs_gloo
+def test_a_missing_model_is_said_once_and_the_model_line_comes_from_rank_zero_only(tmp_path):
+    src = _images(tmp_path / "in")
+    proc = torchrun(str(src), "-o", str(tmp_path / "out"), "--no-progress", "--model", str(tmp_path / "nope.pth"))
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nope.pth" in errors[0], proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
