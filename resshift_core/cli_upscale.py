@@ -12,7 +12,14 @@ from .cli_outputs import inputs_outside, is_complete_output, oriented_size, plan
 from .cli_shard import Shard, Tally
 from .errors import ImageError, InputError
 from .image_io import LoadedImage, list_images, load_image, save_image_bands
-from .memory_estimate import available_memory_bytes, how_to_lower, memory_model, too_large_message
+from .memory_estimate import (
+    available_memory_bytes,
+    how_to_lower,
+    memory_model,
+    network_bytes,
+    resident_memory_bytes,
+    too_large_message,
+)
 from .pipeline import ResShiftPipeline
 from .request import load_pipeline
 from .request_checks import check_seeds, check_tile_sizes
@@ -124,6 +131,7 @@ def run_upscale(args, shard: Shard | None = None) -> int:
     streams = pipe.streams_chain(steps)
     memory = memory_model(pipe.pixel_space, streams, args.color_fix)
     lower_memory = how_to_lower(pipe.pixel_space, streams, args.color_fix)
+    networks = network_bytes(pipe.weight_bytes, pipe.largest_call_bytes(tiling), pipe.device.type == "cpu")
     progress = None if args.no_progress else shard.progress_bar(len(files) * steps)  # over all ranks
 
     def on_step(info: StepInfo) -> None:
@@ -149,7 +157,15 @@ def run_upscale(args, shard: Shard | None = None) -> int:
             try:
                 img = load_image(src)
                 too_large = too_large_message(
-                    str(src), img.width, img.height, pipe.sf, memory, available_memory_bytes(), lower_memory
+                    str(src),
+                    img.width,
+                    img.height,
+                    pipe.sf,
+                    memory,
+                    available_memory_bytes(),
+                    lower_memory,
+                    networks=networks,
+                    resident=resident_memory_bytes(),
                 )
                 if too_large:
                     raise ImageError(too_large)

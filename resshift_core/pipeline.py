@@ -222,6 +222,17 @@ class ResShiftPipeline:
         pixels = min(plan_pixels, tiling.vae_tile**2 * tiling.vae_batch)
         return int(vae_bytes_per_pixel(self._vae_width, self._dtype_bytes) * pixels)
 
+    def largest_call_bytes(self, tiling: TilingConfig) -> int:
+        """`activation_bytes` of the hungriest network call a full tile of `tiling` makes."""
+        stages = ("unet",) if self.pixel_space else ("unet", "vae")
+        return max(self.activation_bytes(stage, 2**62, tiling) for stage in stages)
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the networks' parameters and buffers, as they are placed."""
+        nets = [n for n in (self.unet_net, self._vae_net) if n is not None]
+        return sum(t.numel() * t.element_size() for n in nets for t in [*n.parameters(), *n.buffers()])
+
     def lr_to_latent(self, pixels: int) -> int:
         """Input-image pixels -> latent pixels (for pixel-space models the 'latent' is the output)."""
         if self.pixel_space:

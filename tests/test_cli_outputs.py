@@ -167,16 +167,24 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, model, capsys, opt
 
 
 def test_an_image_too_large_for_the_memory_is_refused_before_any_work(tmp_path, model, capsys, monkeypatch):
-    """The refusal says how much memory the output needs (the measured model in memory_estimate)."""
+    """The refusal says how much more memory the output needs (the measured model in
+    memory_estimate, with the loaded networks' weights and largest call, less what the process
+    holds already)."""
     from resshift_core import cli_upscale
-    from resshift_core.memory_estimate import LATENT_STREAMED
+    from resshift_core.memory_estimate import LATENT_STREAMED, network_bytes
+    from resshift_core.request import load_pipeline
 
     _png(tmp_path / "a.png", size=(8, 6))
-    need = LATENT_STREAMED.peak_bytes(8, 6, 4)
+    pipe = load_pipeline(model=model[1], vae=model[3], device="cpu", dtype="auto", download=False)  # as upscale
+    networks = network_bytes(pipe.weight_bytes, pipe.largest_call_bytes(pipe.tiling()), on_cpu=True)
+    assert networks > pipe.weight_bytes > 0
+    held = 300 << 20
+    need = LATENT_STREAMED.peak_bytes(8, 6, 4, networks) - held
+    monkeypatch.setattr(cli_upscale, "resident_memory_bytes", lambda: held)
     monkeypatch.setattr(cli_upscale, "available_memory_bytes", lambda: need - 1)
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model]) == 1
     err = capsys.readouterr().err
-    assert "is 8x6: restoring it x4 needs about" in err and "GiB is available" in err
+    assert "is 8x6: restoring it x4 needs about" in err and "GiB more memory" in err and "GiB is available" in err
     assert not (tmp_path / "out").exists()
     monkeypatch.setattr(cli_upscale, "available_memory_bytes", lambda: need)
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *model]) == 0

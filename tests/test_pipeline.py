@@ -238,3 +238,10 @@ def test_activation_estimate_counts_the_pixels_the_unet_sees():
     assert plain.activation_bytes("unet", 100, tiling) == int(unet_bytes_per_pixel(32) * 100)  # small images
     latent = ResShiftPipeline(*make_tiny("realsr"), dtype=torch.bfloat16)
     assert latent.activation_bytes("vae", 10**6, tiling) == int(vae_bytes_per_pixel(32, 2) * 32 * 32)
+    # what the memory estimate adds for the networks: the hungrier stage's full tile, and the weights
+    full_tiles = max(latent.activation_bytes("unet", 10**9, tiling), latent.activation_bytes("vae", 10**9, tiling))
+    assert latent.largest_call_bytes(tiling) == full_tiles
+    assert plain.largest_call_bytes(tiling) == plain.activation_bytes("unet", 10**9, tiling)  # no VQGAN
+    params = sum(p.numel() for net in (latent.unet_net, latent.vae_net) for p in net.parameters())
+    assert latent.weight_bytes >= 2 * params  # bf16: 2 bytes each, plus the buffers
+    assert ResShiftPipeline(*make_tiny("realsr")).weight_bytes >= 4 * params

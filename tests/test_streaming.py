@@ -205,6 +205,30 @@ def test_the_memory_refusal_names_what_would_lower_it():
     assert too_large_message("a.png", 10, 10, 4, PIXEL_STREAMED, 2**40) is None
 
 
+def test_the_memory_estimate_counts_the_networks_on_the_cpu_and_what_is_held_already():
+    """v3 + f4 in fp32 (the published networks) peaked at 1.83-1.93 GB whole-process for 128x128
+    to 512x512 inputs x4; the estimate must not fall below that (it said 1.17 GB before the
+    networks were counted), and what the process holds already is not asked for twice."""
+    from resshift_core.memory_estimate import LATENT_STREAMED, network_bytes, too_large_message
+    from resshift_core.tiling import CPU_TILING, unet_bytes_per_pixel, vae_bytes_per_pixel
+
+    weights = 666 << 20  # v3's UNet and the f4 VQGAN in fp32
+    largest = max(unet_bytes_per_pixel(160) * CPU_TILING.tile**2, vae_bytes_per_pixel(128) * CPU_TILING.vae_tile**2)
+    networks = network_bytes(weights, int(largest), on_cpu=True)
+    for side, measured_kib in ((128, 1_834_332), (256, 1_821_224), (512, 1_927_844)):
+        predicted = LATENT_STREAMED.peak_bytes(side, side, 4, networks)
+        assert measured_kib * 1024 <= predicted <= 1.2 * measured_kib * 1024
+    assert network_bytes(weights, int(largest), on_cpu=False) == 0  # an accelerator holds them
+    peak = LATENT_STREAMED.peak_bytes(512, 512, 4, networks)
+    assert too_large_message("a.png", 512, 512, 4, LATENT_STREAMED, peak - 1, networks=networks) is not None
+    held = 1 << 30
+    assert (
+        too_large_message("a.png", 512, 512, 4, LATENT_STREAMED, peak - held, networks=networks, resident=held) is None
+    )
+    message = too_large_message("a.png", 512, 512, 4, LATENT_STREAMED, 2**20, networks=networks, resident=held)
+    assert message is not None and f"needs about {(peak - held) / 2**30:.1f} GiB more memory" in message
+
+
 def test_banded_work_runs_without_autograd_and_leaves_the_callers_mode_alone(shipped):
     """The bands are generators: no_grad must hold inside each resumption (else every network
     call records a graph, and compiled graphs recompile for the other grad mode), and must not
