@@ -167,3 +167,27 @@ def test_bench_times_the_phases_of_its_best_run(capsys):
     assert code == 0 and all(t > 0 for t in phases), row
     # inside the timed run, and most of it (the rest: preparing, colour, cropping)
     assert 0.5 * row["seconds"] < sum(phases) <= row["seconds"] * 1.001 + 0.001, row
+
+
+def test_a_compiled_row_gives_its_first_run_and_psnr_against_eager_fp32(monkeypatch):
+    """A compiled fp32 row says how far its output is from eager fp32 (the issue's >= 50 dB is
+    read off it). Dynamo's eager backend stands in for Inductor here: the same capture, no C++."""
+    from resshift_core.compiled import CompileConfig
+
+    made = []
+
+    def make(model, device, dtype, compile=False):
+        made.append(compile)
+        config = CompileConfig(backend="eager") if compile else False
+        return bench.load_pipeline(model=model, device=device, dtype=dtype, download=False, compile=config)
+
+    monkeypatch.setattr(bench, "make_pipeline", make)
+    with one_torch_thread():
+        row = bench.worker(
+            {"device": "cpu", "dtype": "fp32", "size": 8, "repeat": 1, "model": "untrained-tiny", "compile": True}
+        )
+    assert made == [True, False]  # the measured pipeline compiled, the reference eager
+    assert row["compile"] is True and row["first_run_seconds"] > 0
+    assert row["psnr_vs_fp32_db"] > 50
+    row = bench.worker({"device": "cpu", "dtype": "fp32", "size": 8, "repeat": 1, "model": "untrained-tiny"})
+    assert "psnr_vs_fp32_db" not in row  # eager fp32 is the reference itself
