@@ -22,6 +22,7 @@ a GPU. `check_compile_support` says in one line what is missing, before any imag
 from __future__ import annotations
 
 import functools
+import types
 from dataclasses import dataclass
 
 import torch
@@ -85,19 +86,23 @@ def _first_line(exc: BaseException) -> str:
 
 
 def compile_module(module: nn.Module, config: CompileConfig = DEFAULT) -> None:
-    """Compile `module.forward` in place (its parameters, state dict and callers stay as they are)."""
+    """Compile `module.forward` in place (its parameters, state dict and callers stay as they are).
+
+    The class's forward is compiled as a plain function and bound to the module, so a deep copy
+    of the module binds the copy (copy.deepcopy rebinds methods): a forward that closed over the
+    original would run the original's weights in the copy. Each copy guards and compiles on its own."""
     from torch.fx.experimental import _config as fx_config
 
-    compiled = torch.compile(module.forward, backend=config.backend, dynamic=config.dynamic, mode=config.mode)
+    compiled = torch.compile(type(module).forward, backend=config.backend, dynamic=config.dynamic, mode=config.mode)
 
-    @functools.wraps(module.forward)
-    def forward(*args, **kwargs):
+    @functools.wraps(type(module).forward)
+    def forward(self, *args, **kwargs):
         # Shapes are traced when a new graph is needed, inside this call: that is when duck
         # shaping (one symbol for equal sizes) must be off.
         with fx_config.patch(use_duck_shape=False):  # type: ignore[attr-defined]  # made by install_config_module
-            return compiled(*args, **kwargs)
+            return compiled(self, *args, **kwargs)
 
-    module.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
+    module.forward = types.MethodType(forward, module)  # an instance attribute: nn.Module.__call__ finds it first
 
 
 def compiled_parts(net: nn.Module) -> list[nn.Module]:

@@ -154,3 +154,21 @@ def test_loader_nodes_compile_only_when_asked_and_refuse_in_one_line(comfy, tiny
     assert all("forward" in vars(part) for part in (vae.loaded.model.encoder, vae.loaded.model.decoder))
     with no_cpp_compiler(), pytest.raises(CompileUnavailableError, match=r"needs a C\+\+ compiler"):
         comfy.run("ResShiftVAELoader", vae_name="autoencoder_vq_f4.pth", dtype="auto", compile=True)
+
+
+def test_a_deep_copy_of_a_compiled_network_runs_its_own_weights():
+    """copy.deepcopy of a compiled module (what a host that clones models does) must bind the
+    copy's forward to the copy: it ran the original's weights before."""
+    import copy
+
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    compile_module(net, DYNAMO_ONLY)
+    twin = copy.deepcopy(net)
+    assert twin.bias is not None
+    with torch.no_grad():
+        twin.weight.zero_()
+        twin.bias.fill_(0.5)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(twin(x), torch.full_like(x, 0.5))
+    assert torch.allclose(net(x), torch.nn.functional.conv2d(x, net.weight, net.bias, padding=1))
+    assert graphs() >= 1  # both went through Dynamo
