@@ -78,9 +78,17 @@ def _resolve(
 
 
 def _load_unet(
-    model: ModelSpec, task: str | None, preset: DiffusionPreset | None, models_dirs, download, progress, log: Log
+    model: ModelSpec,
+    task: str | None,
+    preset: DiffusionPreset | None,
+    models_dirs,
+    download,
+    progress,
+    log: Log,
+    place: dict,
 ) -> tuple[LoadedModel, LoadedModel | None]:
-    """The UNet, and the VQGAN that comes with it when it is built here (untrained-tiny)."""
+    """The UNet, and the VQGAN that comes with it when it is built here (untrained-tiny).
+    `place`: the device and dtype a file's weights are copied into as they are read."""
     spec = model if model is not None else default_model_name(task or "realsr")
     own_vae = None
     if isinstance(spec, LoadedModel):
@@ -92,7 +100,7 @@ def _load_unet(
             "works; its output is not a restoration. Pass a trained model for real results."
         )
     else:
-        unet = load_unet(_resolve(spec, "unet", models_dirs, download, progress), preset=preset)
+        unet = load_unet(_resolve(spec, "unet", models_dirs, download, progress), preset=preset, **place)
     if unet.part != "unet":
         raise InputError(f"{display_name(unet)} is a {unet.part}, not a ResShift model (UNet)")
     if preset is not None and isinstance(unet.config, UNetConfig):
@@ -155,7 +163,10 @@ def load_pipeline(
     compile_config = DEFAULT_COMPILE if compile is True else compile or None
     if compile_config is not None:
         check_compile_support(torch_device, compile_config)
-    unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say)
+    # Weights read from a file are copied once, straight into the pipeline's device and dtype: a
+    # float32 copy converted afterwards left 0.3 GB of freed float32 in a bf16 process (v3 + f4).
+    place = {"device": torch_device, "dtype": torch_dtype}
+    unet, own_vae = _load_unet(model, task, _preset_override(preset), models_dirs, download, progress, say, place)
     p = _preset_of(unet)
     if task is not None and task != p.task:
         raise InputError(
@@ -165,7 +176,7 @@ def load_pipeline(
     if spacing:
         p = dataclasses.replace(p, spacing=spacing)
         unet = dataclasses.replace(unet, preset=p)
-    vae_model = _load_vae(unet, p, vae if vae is not None else own_vae, models_dirs, download, progress)
+    vae_model = _load_vae(unet, p, vae if vae is not None else own_vae, models_dirs, download, progress, place)
     pipe = ResShiftPipeline(
         unet,
         vae_model,
@@ -187,7 +198,7 @@ def load_pipeline(
 
 
 def _load_vae(
-    unet: LoadedModel, preset: DiffusionPreset, vae: ModelSpec, models_dirs, download, progress
+    unet: LoadedModel, preset: DiffusionPreset, vae: ModelSpec, models_dirs, download, progress, place: dict
 ) -> LoadedModel | None:
     if not preset.latent:
         if vae is not None:
@@ -196,7 +207,7 @@ def _load_vae(
     if isinstance(vae, LoadedModel):
         return vae
     spec = vae if vae is not None else default_vae_name(str(unet.source))
-    return load_vae(_resolve(spec, "autoencoder", models_dirs, download, progress))
+    return load_vae(_resolve(spec, "autoencoder", models_dirs, download, progress), **place)
 
 
 __all__ = ["DEFAULT_VAE", "TASK_DEFAULTS", "default_model_name", "default_vae_name", "load_pipeline"]

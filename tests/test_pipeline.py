@@ -245,3 +245,27 @@ def test_activation_estimate_counts_the_pixels_the_unet_sees():
     params = sum(p.numel() for net in (latent.unet_net, latent.vae_net) for p in net.parameters())
     assert latent.weight_bytes >= 2 * params  # bf16: 2 bytes each, plus the buffers
     assert ResShiftPipeline(*make_tiny("realsr")).weight_bytes >= 4 * params
+
+
+def test_weights_read_from_a_file_are_copied_once_into_the_pipelines_dtype(tmp_path, monkeypatch):
+    """load_pipeline copies a file's weights straight into the pipeline's dtype: a float32 copy
+    converted afterwards left 0.3 GB of freed float32 behind in a bf16 process (v3 + f4: 972 MiB
+    resident after loading, 637 now)."""
+    from resshift_core.checkpoints import loading
+    from resshift_core.request import load_pipeline
+    from resshift_core.tiny import write_tiny_checkpoints
+
+    unet_file, vae_file = write_tiny_checkpoints(tmp_path, "realsr")
+    made = []
+    owned_copy = loading._owned_copy
+
+    def spy(t, device, dtype):
+        out = owned_copy(t, device, dtype)
+        made.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(loading, "_owned_copy", spy)
+    pipe = load_pipeline(model=unet_file, vae=vae_file, device="cpu", dtype="bf16", download=False)
+    floating = [d for d in made if d.is_floating_point]
+    assert floating and set(floating) == {torch.bfloat16}
+    assert all(p.dtype == torch.bfloat16 for net in (pipe.unet_net, pipe.vae_net) for p in net.parameters())
