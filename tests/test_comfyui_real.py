@@ -8,6 +8,10 @@ custom_nodes/ holds a link to this repository; the tiny checkpoints sit in a fol
 models/resshift. It checks /object_info, the pack's templates, and queues every API workflow
 through /prompt, waiting for each in /history, with sampler previews on (--preview-method auto),
 and interrupts one run. Nothing in the checkout is changed.
+
+With COMFYUI_BROWSER (a Chromium binary) and Node.js's playwright-core (PLAYWRIGHT_CORE names its
+folder), each editor-form workflow is also opened in ComfyUI's real editor (`editor_export.cjs`),
+and the editor's own API export is compared with workflows/api.
 """
 
 import json
@@ -24,7 +28,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fake_comfy import REPO, WORKFLOWS, install_tiny, load_json, write_test_image
+from fake_comfy import REPO, UI_TO_API, WORKFLOWS, install_tiny, load_json, write_test_image
 
 COMFY = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(
@@ -227,6 +231,43 @@ def test_interrupt_while_the_chain_runs_then_the_same_prompt_runs(server):
     image = again["outputs"][save_id]["images"][0]
     with Image.open(server["base"] / "output" / image["subfolder"] / image["filename"]) as img:
         assert img.size == (1280, 1280)
+
+
+# -- the editor-form workflows in the real editor (headless Chromium) -------------------------------
+
+# Opt-in beside COMFYUI_PATH: a Chromium binary and Node.js's playwright-core (npm i playwright-core;
+# PLAYWRIGHT_CORE names its folder when it is not on require()'s path).
+BROWSER = os.environ.get("COMFYUI_BROWSER")
+EDITOR_SCRIPT = Path(__file__).with_name("editor_export.cjs")
+
+
+@pytest.fixture(scope="module")
+def editor_exports(server):
+    if not BROWSER or not Path(BROWSER).is_file():
+        reason = "set COMFYUI_BROWSER to a Chromium binary (and PLAYWRIGHT_CORE) to open the workflows in the editor"
+        pytest.skip(reason)
+    files = sorted(WORKFLOWS.glob("*.json"))
+    proc = subprocess.run(
+        ["node", str(EDITOR_SCRIPT), server["url"], BROWSER, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{proc.stderr[-4000:]}\n{server['log']()}"
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("title", sorted(UI_TO_API))
+def test_the_real_editor_loads_the_workflow_and_exports_its_api_form(editor_exports, title):
+    """What a user gets from the template: every node known, no page error, and the editor's own
+    API export (widget values read back from the editor's widgets) equal to workflows/api."""
+    result = editor_exports[title]
+    assert result["missing"] == [], f"the editor does not know {result['missing']}"
+    assert result["errors"] == [], result["errors"]
+    api = load_json(WORKFLOWS / "api" / f"{UI_TO_API[title]}.json")
+    exported = {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in result["output"].items()}
+    assert exported == {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in api.items()}
 
 
 # -- the fake host (tests/fake_comfy/host) against the real modules ---------------------------------

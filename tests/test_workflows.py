@@ -19,6 +19,7 @@ from conftest import one_torch_thread
 from fake_comfy import (
     CONTROL_VALUES,
     FRONTEND_NODES,
+    UI_TO_API,
     WORKFLOWS,
     check_value,
     declared_inputs,
@@ -49,15 +50,7 @@ def load_build():
 build = load_build()
 UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
-# editor form (its file name is the template browser's title) -> API form
-EXPECTED = {
-    "ResShift Real-world x4 (modular)": "resshift_realsr_x4",
-    "ResShift Real-world x4 (one node)": "resshift_upscale_one_node",
-    "ResShift Bicubic x4": "resshift_bicubic_x4",
-    "ResShift Inpainting with a mask": "resshift_inpainting",
-    "ResShift Face restoration": "resshift_face_restoration",
-    "ResShift One-step x4 (SinSR, RSD)": "resshift_one_step_x4",
-}
+EXPECTED = UI_TO_API
 # What the editor (ComfyUI v0.3.64, frontend 1.27.10) drew these nodes at, at least: node.computeSize()
 # after loading the shipped workflows there, title bar not included (LiteGraph draws it above pos).
 EDITOR_MIN_SIZE = {

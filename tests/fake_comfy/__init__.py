@@ -27,6 +27,15 @@ from PIL import Image
 HOST_DIR = Path(__file__).resolve().parent / "host"
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
+# editor form (its file name is the template browser's title) -> API form (workflows/api/<name>.json)
+UI_TO_API = {
+    "ResShift Real-world x4 (modular)": "resshift_realsr_x4",
+    "ResShift Real-world x4 (one node)": "resshift_upscale_one_node",
+    "ResShift Bicubic x4": "resshift_bicubic_x4",
+    "ResShift Inpainting with a mask": "resshift_inpainting",
+    "ResShift Face restoration": "resshift_face_restoration",
+    "ResShift One-step x4 (SinSR, RSD)": "resshift_one_step_x4",
+}
 PACK_MODULE = "comfyui_resshift_pack"
 HOST_MODULES = ("comfy", "folder_paths")
 
