@@ -11,7 +11,8 @@ same function. The published side runs `GaussianDiffusion.p_sample_loop` (bicubi
 encode, 4 steps, decode) in float32 as its own sampler does; ours runs `restore` untiled with
 the same noise draws. Runs are interleaved (published, then each of our dtypes) and the best of
 `--repeat` rounds after a warm-up round counts. Printed: seconds, speed-up against the
-published code, and PSNR of each output against the published one (parity: fp32 is ~110 dB).
+published code, PSNR of each output against the published one (parity: fp32 is ~110 dB), and on
+CUDA each run's peak allocated memory.
 
 timm (which the published Swin code imports for DropPath, to_2tuple and trunc_normal_) needs
 torchvision; a three-name stand-in is installed when timm is missing (DropPath is the identity
@@ -102,14 +103,22 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def _timed(fn, device: torch.device):
+    """fn's output, its seconds, and on CUDA its peak allocated memory in MiB (None elsewhere)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     out = fn()
+    peak = None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return out, time.perf_counter() - start, peak
 
 
 def main(argv=None) -> int:
@@ -186,12 +195,14 @@ def main(argv=None) -> int:
     runs: dict[str, Callable[[], torch.Tensor]] = {"published fp32": published}
     runs.update({f"ours {d}": functools.partial(ours, d) for d in dtypes})
     best: dict[str, float] = {}
+    peaks: dict[str, float | None] = {}
     outputs: dict[str, torch.Tensor] = {}
     for round_ in range(args.repeat + 1):  # round 0 warms up (kernel choice, allocator)
         for name, fn in runs.items():
-            outputs[name], seconds = _timed(fn, device)
+            outputs[name], seconds, peak = _timed(fn, device)
             if round_:
                 best[name] = min(best.get(name, math.inf), seconds)
+                peaks[name] = peak  # the same every round: the work does not change
     base = best["published fp32"]
     rows = [
         {
@@ -201,6 +212,7 @@ def main(argv=None) -> int:
             "psnr_vs_published_db": None
             if name == "published fp32"
             else round(_psnr(outputs[name], outputs["published fp32"]), 1),
+            "peak_vram_mb": _rounded(peaks[name]),
         }
         for name in runs
     ]
@@ -217,7 +229,8 @@ def main(argv=None) -> int:
         print(", ".join(f"{k} {v}" for k, v in header.items()))
         for row in rows:
             psnr = "" if row["psnr_vs_published_db"] is None else f"   {row['psnr_vs_published_db']} dB vs published"
-            print(f"{row['run']:<16} {row['seconds']:8.3f} s   {row['speedup']:5.2f}x{psnr}")
+            vram = "" if row["peak_vram_mb"] is None else f"   peak {row['peak_vram_mb']:.0f} MiB"
+            print(f"{row['run']:<16} {row['seconds']:8.3f} s   {row['speedup']:5.2f}x{psnr}{vram}")
     return 0
 
 
