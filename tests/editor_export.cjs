@@ -33,11 +33,7 @@ async function main() {
         const missing = [...new Set(wf.nodes.map((n) => n.type).filter((t) => !known[t]))];
         await window.app.loadGraphData(wf, true, true, null);
         const prompt = await window.app.graphToPrompt();
-        const widgets = {};
-        for (const node of window.app.graph.nodes) {
-          widgets[node.id] = (node.widgets || []).map((w) => [w.name, w.value]);
-        }
-        return { missing, output: prompt.output, widgets, nodes: window.app.graph.nodes.length };
+        return { missing, output: prompt.output };
       }, workflow);
       result.errors = pageErrors.slice(before);
       results[path.basename(file, ".json")] = result;

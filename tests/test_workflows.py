@@ -28,6 +28,7 @@ from fake_comfy import (
     is_widget,
     load_json,
     make_core_nodes,
+    prompt_nodes,
     validate_node_input,
     validate_prompt,
     widget_slots,
@@ -50,7 +51,6 @@ def load_build():
 build = load_build()
 UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
-EXPECTED = UI_TO_API
 # What the editor (ComfyUI v0.3.64, frontend 1.27.10) drew these nodes at, at least: node.computeSize()
 # after loading the shipped workflows there, title bar not included (LiteGraph draws it above pos).
 EDITOR_MIN_SIZE = {
@@ -94,9 +94,9 @@ def host(comfy, tiny_cache):
 
 
 def test_one_workflow_per_task_in_both_forms_with_thumbnails():
-    assert {p.stem for p in UI_WORKFLOWS} == set(EXPECTED)
-    assert {p.stem for p in API_WORKFLOWS} == set(EXPECTED.values())
-    assert {w.label: w.name for w in build.WORKFLOWS} == EXPECTED
+    assert {p.stem for p in UI_WORKFLOWS} == set(UI_TO_API)
+    assert {p.stem for p in API_WORKFLOWS} == set(UI_TO_API.values())
+    assert {w.label: w.name for w in build.WORKFLOWS} == UI_TO_API
     for path in UI_WORKFLOWS:
         thumb = path.with_suffix(".jpg")
         assert thumb.is_file(), f"{path.name} has no thumbnail"
@@ -175,8 +175,8 @@ def test_ui_workflow_loads_with_known_nodes_valid_widgets_and_links(host, path):
         assert dst["inputs"][target_slot]["link"] == link_id
         assert classes[src["type"]].RETURN_TYPES[origin_slot] == kind
         assert validate_node_input(kind, dst["inputs"][target_slot]["type"])
-    api = load_json(WORKFLOWS / "api" / f"{EXPECTED[path.stem]}.json")
-    assert ui_to_api(ui, classes) == {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in api.items()}
+    api = load_json(WORKFLOWS / "api" / f"{UI_TO_API[path.stem]}.json")
+    assert ui_to_api(ui, classes) == prompt_nodes(api)
 
 
 def test_seed_controls_are_fixed_so_templates_reproduce():

@@ -395,6 +395,11 @@ def execute_prompt(prompt: dict, classes: dict) -> dict:
     return results
 
 
+def prompt_nodes(prompt: dict) -> dict:
+    """An API prompt's nodes as ComfyUI runs them: inputs and class_type, without the editor's _meta."""
+    return {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in prompt.items()}
+
+
 def load_json(path: Path) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
